@@ -1,0 +1,51 @@
+# Two commands do all set-up on a fresh Debian/Ubuntu machine with Python 3.10+:
+#   make demo   the main job: papermill runs nbs/train.ipynb on the embedded demo preset
+#   make test   the checks CI runs: notebooks clean and in sync, workflows valid, nbdev_test, pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch: on Linux x86-64 this pin is served from a local wheel on our machines; elsewhere
+# override it, e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install espeak demo test lab sync-check lint-workflows clean
+
+$(STAMP): setup.py settings.ini
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if [ "$$(uname -s)-$$(uname -m)" = "Linux-x86_64" ] && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		$(BIN)/python -m pip install -q $(TORCH_SPEC); fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(STAMP)
+
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing espeak-ng (apt)"; apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
+		else echo "espeak-ng is missing; install it with: sudo apt-get install -y espeak-ng"; exit 1; fi; }
+
+demo: install espeak
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/papermill nbs/train.ipynb $(DEMO_DIR)/train.ipynb -p output_dir $(abspath $(DEMO_DIR))
+
+sync-check: install
+	@bash .ci/check_sync.sh $(BIN)
+
+lint-workflows: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+test: install espeak sync-check lint-workflows
+	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
+	$(BIN)/python -m pytest -q tests
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+clean:
+	rm -rf runs _proc .pytest_cache
