@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error
 
 # %% auto #0
-__all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_evaluate', 'main']
+__all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_card', 'cmd_evaluate', 'main']
 
-# %% ../nbs/09_cli.ipynb #fb0f03e7
+# %% ../nbs/09_cli.ipynb #faa1cf62
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help, allow_abbrev=False,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="greedy WER/CER of a trained run on a split", allow_abbrev=False)
     ev.add_argument("run_dir"); ev.add_argument("--split", default="test")
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
+    cd = sub.add_parser("card", help="write RUN_DIR/README.md, the model card, from the run directory", allow_abbrev=False)
+    cd.add_argument("run_dir")
     return parser
 
-# %% ../nbs/09_cli.ipynb #78727142
+# %% ../nbs/09_cli.ipynb #e84c2b21
 def cmd_prepare(cfg: RunConfig):
     from nynorsk_asr.prep import prepare_run, format_report
     print(f"preparing {cfg.dataset_name} ({cfg.dataset_config_name or 'default config'}) into {cfg.output_dir}", flush=True)
@@ -57,6 +59,10 @@ def cmd_train(cfg: RunConfig):
     if record: print(json.dumps({k: record[k] for k in ("precision", "global_step", "wall_seconds",
                                                         "audio_seconds_per_second", "best_metric")}))
 
+def cmd_card(args):
+    from nynorsk_asr.card import write_card
+    print(f"model card: {write_card(args.run_dir)}")
+
 def cmd_evaluate(args):
     from nynorsk_asr.evaluation import evaluate_run
     r = evaluate_run(args.run_dir, args.split, args.batch_size, args.max_samples)
@@ -69,9 +75,9 @@ def main(argv=None):
     "Entry point of the `nynorsk-asr` console script."
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if args.command == "evaluate":
-        if unknown: parser.exit(2, f"nynorsk-asr evaluate: error: unrecognized arguments: {' '.join(unknown)}\n")
-        return cmd_evaluate(args)
+    if args.command in ("evaluate", "card"):
+        if unknown: parser.exit(2, f"nynorsk-asr {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
+        return (cmd_evaluate if args.command == "evaluate" else cmd_card)(args)
     if unknown:
         flag = next(u for u in unknown if u.startswith("--")) if any(u.startswith("--") for u in unknown) else unknown[0]
         valid = [f.name for f in fields(RunConfig)] + ["preset", "config_file"]

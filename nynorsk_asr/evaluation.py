@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 import evaluate, jiwer
 
 # %% auto #0
-__all__ = ['METRICS_DIR', 'load_metric', 'error_rates', 'transcribe', 'utterance_errors', 'evaluate_run']
+__all__ = ['METRICS_DIR', 'load_metric', 'error_rates', 'transcribe', 'utterance_errors', 'evaluate_run', 'group_of',
+           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #a58dc18f
 METRICS_DIR = Path(__file__).parent/"metrics" if "__file__" in globals() else None
@@ -32,11 +33,11 @@ def error_rates(predictions: list[str], references: list[str]) -> dict:
     return {"wer": load_metric("wer").compute(predictions=predictions, references=references)["wer"],
             "cer": load_metric("cer").compute(predictions=predictions, references=references)["cer"]}
 
-# %% ../nbs/07_evaluate.ipynb #7fa17c8a
+# %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
                progress: bool = True) -> list[str]:
     "Greedy CTC transcripts of normalised 16 kHz `input_values` (a list of 1-D arrays), in input order."
-    from nynorsk_asr.train import CTCCollator
+    from nynorsk_asr.train import CTCCollator, greedy_ids
     device = device or next(model.parameters()).device
     order = np.argsort([len(x) for x in input_values])[::-1]
     out = [None] * len(input_values)
@@ -45,9 +46,11 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
     for start in tqdm(range(0, len(order), batch_size), desc="transcribing", unit="batch", disable=not progress):
         idx = order[start:start + batch_size]
         batch = collate([{"input_values": input_values[i], "labels": []} for i in idx])
+        mask = batch["attention_mask"].to(device)
         with torch.inference_mode():
-            logits = model(batch["input_values"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-        for i, text in zip(idx, processor.batch_decode(logits.argmax(-1).cpu().numpy())): out[i] = text
+            logits = model(batch["input_values"].to(device), attention_mask=mask).logits
+        ids = greedy_ids(model, logits, mask, fill=processor.tokenizer.pad_token_id)
+        for i, text in zip(idx, processor.batch_decode(ids.cpu().numpy())): out[i] = text
     return out
 
 # %% ../nbs/07_evaluate.ipynb #e5ff4aea
@@ -102,3 +105,52 @@ def evaluate_run(run_dir,                 # a trained run directory
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, out)
     return result
+
+# %% ../nbs/07_evaluate.ipynb #c3dae3ec
+def group_of(utterance: dict, by: str = "speaker") -> str:
+    "The group of an utterance: its `speaker`, or its `meeting` (NPSC ids start with the meeting date)."
+    return utterance["speaker"] if by == "speaker" else utterance["utterance_id"].split("_")[0]
+
+def rates_by_group(result: dict, by: str = "speaker") -> dict:
+    "WER, CER and counts per group, worst WER first."
+    acc = defaultdict(lambda: Counter())
+    for u in result["utterances"]:
+        acc[group_of(u, by)].update({k: u[k] for k in ("word_errors", "words", "char_errors", "chars")} | {"utterances": 1})
+    rows = {g: {"wer": c["word_errors"] / max(c["words"], 1), "cer": c["char_errors"] / max(c["chars"], 1),
+                "utterances": c["utterances"], "words": c["words"]} for g, c in acc.items()}
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1]["wer"]))
+
+def character_edits(result: dict) -> dict[str, Counter]:
+    "Counts of character substitutions (`ref→hyp`), insertions and deletions over all utterances (space shown as `␣`)."
+    out = {"substitution": Counter(), "insertion": Counter(), "deletion": Counter()}
+    show = lambda c: "␣" if c == " " else c
+    for u in result["utterances"]:
+        if u["char_errors"] == 0: continue
+        a = jiwer.process_characters(u["reference"], u["hypothesis"])
+        ref, hyp = a.references[0], a.hypotheses[0]
+        for chunk in a.alignments[0]:
+            r, h = ref[chunk.ref_start_idx:chunk.ref_end_idx], hyp[chunk.hyp_start_idx:chunk.hyp_end_idx]
+            if chunk.type == "substitute": out["substitution"].update(f"{show(x)}→{show(y)}" for x, y in zip(r, h))
+            elif chunk.type == "insert": out["insertion"].update(map(show, h))
+            elif chunk.type == "delete": out["deletion"].update(map(show, r))
+    return out
+
+def worst_utterances(result: dict, n: int = 10) -> list[dict]:
+    "The `n` utterances with the highest CER (ties: more errors first)."
+    return sorted(result["utterances"], key=lambda u: (-u["char_errors"] / max(u["chars"], 1), -u["char_errors"]))[:n]
+
+def plot_error_analysis(result: dict, by: str = "speaker", top: int = 12):
+    "Bar charts: WER per group, and the most frequent character edits."
+    import matplotlib.pyplot as plt
+    groups = rates_by_group(result, by)
+    edits = character_edits(result)
+    common = Counter({f"{k[:3]} {e}": c for k, cnt in edits.items() for e, c in cnt.items()}).most_common(top)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    a1.bar(list(groups), [g["wer"] for g in groups.values()], color="tab:blue")
+    a1.axhline(result["wer"], color="k", ls="--", lw=1, label=f"overall {result['wer']:.3f}")
+    a1.set_ylabel("WER"); a1.set_title(f"WER per {by} ({result['split']}, {result['decoder']})")
+    a1.tick_params(axis="x", rotation=60); a1.legend()
+    a2.barh([c for c, _ in common][::-1], [n for _, n in common][::-1], color="tab:orange")
+    a2.set_xlabel("count"); a2.set_title("most frequent character edits")
+    fig.tight_layout()
+    return fig
