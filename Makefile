@@ -32,7 +32,7 @@ espeak:
 
 demo: install espeak
 	@mkdir -p $(DEMO_DIR)
-	$(BIN)/papermill nbs/train.ipynb $(DEMO_DIR)/train.ipynb -p output_dir $(abspath $(DEMO_DIR))
+	$(BIN)/papermill nbs/train.ipynb $(DEMO_DIR)/train.ipynb -p output_dir $(abspath $(DEMO_DIR)) --log-output
 
 sync-check: install
 	@bash .ci/check_sync.sh $(BIN)

@@ -140,7 +140,7 @@ def _data_section(run) -> str:
             f"characters deleted).\n\n| split | rows | kept | kept hours | dropped, by reason |\n|---|---|---|---|---|\n"
             + "\n".join(lines) + "\n")
 
-# %% ../nbs/08_card.ipynb #5a487243
+# %% ../nbs/08_card.ipynb #6e1485cc
 def render_card(run_dir) -> str:
     "The card's text, from the run directory alone."
     run = read_run(run_dir)
@@ -151,13 +151,16 @@ def render_card(run_dir) -> str:
             f"({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, {cfg.num_hidden_layers} layers)")
     results = "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {e['decoder']} decoding, no language model: "
                         f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
-                        f"{e['words']} words)" for e in evals.values())
+                        f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
+                        f"dropped in preparation)" for e in evals.values())
+    corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
+              f"`{cfg.dataset_name}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
     best = state.get("best_metric")
     prov = record.get("provenance", {})
     body = f"""
 # {name}
 
-This model is {base}, trained on {cfg.dataset_name}{' (' + cfg.dataset_config_name + ')' if cfg.dataset_config_name else ''} with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`).
+This model is {base}, trained on {corpus} with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`).
 Every number in this card is read from the run directory that produced the model; the decoder is named with each score.
 
 {results}
