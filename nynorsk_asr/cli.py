@@ -10,9 +10,10 @@ from pathlib import Path
 from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error
 
 # %% auto #0
-__all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_card', 'cmd_evaluate', 'main']
+__all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card', 'cmd_evaluate',
+           'main']
 
-# %% ../nbs/09_cli.ipynb #faa1cf62
+# %% ../nbs/09_cli.ipynb #e50cbab6
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help, allow_abbrev=False,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -38,11 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="greedy WER/CER of a trained run on a split", allow_abbrev=False)
     ev.add_argument("run_dir"); ev.add_argument("--split", default="test")
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
+    bn = sub.add_parser("bench", help="benchmarks: ours vs the standard HF recipe, same inputs, same run", allow_abbrev=False)
+    bn.add_argument("kind", choices=["prep", "train", "infer"])
+    bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 36), infer: clips (default 48)")
+    bn.add_argument("--steps", type=int, default=12, help="train: optimizer steps (the first 2 are not timed)")
+    bn.add_argument("--batch_size", type=int, default=8, help="train: per-device batch; infer: batch of ours (default 16)")
+    bn.add_argument("--arch", default="demo", help="train/infer: preset whose architecture is built (random weights)")
+    bn.add_argument("--workers", type=int, default=None, help="prep: processes for both paths (default: all cores)")
+    bn.add_argument("--results", default=None, help="append one JSON line per figure to this file")
     cd = sub.add_parser("card", help="write RUN_DIR/README.md, the model card, from the run directory", allow_abbrev=False)
     cd.add_argument("run_dir")
     return parser
 
-# %% ../nbs/09_cli.ipynb #e84c2b21
+# %% ../nbs/09_cli.ipynb #26f6d81b
 def cmd_prepare(cfg: RunConfig):
     from nynorsk_asr.prep import prepare_run, format_report
     print(f"preparing {cfg.dataset_name} ({cfg.dataset_config_name or 'default config'}) into {cfg.output_dir}", flush=True)
@@ -58,6 +67,15 @@ def cmd_train(cfg: RunConfig):
     record = train_run(cfg)
     if record: print(json.dumps({k: record[k] for k in ("precision", "global_step", "wall_seconds",
                                                         "audio_seconds_per_second", "best_metric")}))
+
+def cmd_bench(args):
+    from nynorsk_asr import bench
+    print("machine:", json.dumps(bench.machine_info()), flush=True)
+    if args.kind == "prep": records = bench.bench_prep(args.n_clips or 36, args.workers)
+    elif args.kind == "train": records = bench.bench_train(args.arch, args.steps, args.batch_size)
+    else: records = bench.bench_infer(args.n_clips or 48, 16 if args.batch_size == 8 else args.batch_size, args.arch)
+    for r in records: print(bench.format_record(r))
+    if args.results: bench.save_results(records, args.results); print(f"appended {len(records)} lines to {args.results}")
 
 def cmd_card(args):
     from nynorsk_asr.card import write_card
@@ -75,9 +93,9 @@ def main(argv=None):
     "Entry point of the `nynorsk-asr` console script."
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if args.command in ("evaluate", "card"):
+    if args.command in ("evaluate", "card", "bench"):
         if unknown: parser.exit(2, f"nynorsk-asr {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
-        return (cmd_evaluate if args.command == "evaluate" else cmd_card)(args)
+        return {"evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench}[args.command](args)
     if unknown:
         flag = next(u for u in unknown if u.startswith("--")) if any(u.startswith("--") for u in unknown) else unknown[0]
         valid = [f.name for f in fields(RunConfig)] + ["preset", "config_file"]

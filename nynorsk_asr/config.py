@@ -16,7 +16,7 @@ __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'valid
 # %% ../nbs/00_config.ipynb #37755947
 PRESET_DIR = Path(__file__).parent/"presets" if "__file__" in globals() else None
 
-# %% ../nbs/00_config.ipynb #4c11e62b
+# %% ../nbs/00_config.ipynb #0ea2a3a1
 @dataclass
 class RunConfig:
     "Every knob of a run: data, cleaning, preparation, model, training. Names follow HF's examples."
@@ -49,7 +49,7 @@ class RunConfig:
     min_duration_in_seconds: float = 0.8  # shorter clips are dropped
     max_duration_in_seconds: float = 30.0  # longer clips are dropped
     min_text_length: int = 1  # transcripts with fewer characters are dropped (the seed used 3)
-    preprocessing_num_workers: int | None = None  # processes for preparation; None = all cores
+    preprocessing_num_workers: int | None = None  # decoding threads (preparation) and espeak-ng processes; None = all cores
     cache_dir: str | None = None  # where prepared data and the synthetic corpus are cached
     # --- model ---
     model_name_or_path: str | None = None  # pretrained checkpoint (hub id or path); None = random init
