@@ -196,7 +196,7 @@ def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
     torch.cuda.synchronize()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
-# %% ../nbs/10_bench.ipynb #c4f909f5
+# %% ../nbs/10_bench.ipynb #fef5f66d
 def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir) -> dict:
     from transformers import Trainer, TrainingArguments, TrainerCallback
     from nynorsk_asr.vocab import make_processor
@@ -219,6 +219,7 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
         collate = _PaddingMeter(CTCCollator(processor.tokenizer.pad_token_id, 8 if cuda else None))
         ds = ds.with_format("numpy", columns=["input_values", "labels", "input_length"])
     import dataclasses
+    from nynorsk_asr.train import TimedTrainer
     args = dataclasses.replace(training_arguments(cfg, precision), eval_strategy="no", save_strategy="no",
                                load_best_model_at_end=False, disable_tqdm=True, gradient_checkpointing=standard,
                                train_sampling_strategy="group_by_length")
@@ -231,7 +232,8 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
         def on_train_end(self, a, state, control, **kw):
             if cuda: torch.cuda.synchronize()
             timing["t1"], timing["real1"], timing["total1"] = time.perf_counter(), collate.real, collate.total
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collate, callbacks=[Clock()])
+    trainer = TimedTrainer(model=model, args=args, train_dataset=ds, data_collator=collate, callbacks=[Clock()])
+    trainer.bucket_by_length = not standard and cfg.train_sampling_strategy == "bucket_by_length"
     with peak_rss() as mem: trainer.train()
     seconds = timing["t1"] - timing["t0"]
     real = (timing["real1"] - timing["real0"]) / 16000

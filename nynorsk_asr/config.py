@@ -16,7 +16,7 @@ __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'valid
 # %% ../nbs/00_config.ipynb #37755947
 PRESET_DIR = Path(__file__).parent/"presets" if "__file__" in globals() else None
 
-# %% ../nbs/00_config.ipynb #0ea2a3a1
+# %% ../nbs/00_config.ipynb #786b1bb5
 @dataclass
 class RunConfig:
     "Every knob of a run: data, cleaning, preparation, model, training. Names follow HF's examples."
@@ -91,7 +91,7 @@ class RunConfig:
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
-    train_sampling_strategy: str = "group_by_length"  # or "random"
+    train_sampling_strategy: str = "bucket_by_length"  # ours; or HF's "group_by_length", "random", "sequential"
     eval_steps: int = 500
     save_steps: int = 500
     logging_steps: int = 100
@@ -100,14 +100,14 @@ class RunConfig:
     dataloader_num_workers: int = 0
     report_to: str = "none"  # "none", "tensorboard", "wandb", ...
 
-# %% ../nbs/00_config.ipynb #a5bb0c62
+# %% ../nbs/00_config.ipynb #b8c1c40e
 class ConfigError(ValueError):
     "A bad key or value in a run configuration."
 
 _CHOICES = {
     "precision": ("auto", "bf16", "fp16", "fp32"),
     "ctc_loss_reduction": ("mean", "sum"),
-    "train_sampling_strategy": ("group_by_length", "random", "sequential"),
+    "train_sampling_strategy": ("bucket_by_length", "group_by_length", "random", "sequential"),
     "feat_extract_norm": ("layer", "group"),
 }
 

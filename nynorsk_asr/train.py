@@ -13,10 +13,10 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from .config import RunConfig, ConfigError, config_hash
 
 # %% auto #0
-__all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'padding_fraction', 'add_labels', 'MarkCompleteCheckpoints',
-           'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'greedy_ids', 'metrics_fn', 'world_size',
-           'training_arguments', 'TimedTrainer', 'peak_memory_mb', 'hardware_name', 'git_provenance',
-           'library_versions', 'train_run']
+__all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'padding_fraction', 'add_labels', 'LengthBucketSampler',
+           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'greedy_ids',
+           'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer', 'peak_memory_mb', 'hardware_name',
+           'git_provenance', 'library_versions', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -70,6 +70,20 @@ def add_labels(ds, processor):
     tok = processor.tokenizer
     return ds.map(lambda b: {"labels": tok(b["text"]).input_ids}, batched=True, input_columns=None,
                   desc="tokenizing", remove_columns=[]) if len(ds) else ds
+
+# %% ../nbs/06_train.ipynb #6280ca5b
+class LengthBucketSampler(torch.utils.data.Sampler):
+    "Indices such that each run of `batch_size` holds utterances of near-equal length; batch order shuffled per epoch."
+    def __init__(self, lengths, batch_size: int, seed: int = 0, jitter: float = 0.02):
+        self.lengths, self.batch_size, self.seed, self.jitter, self.epoch = np.asarray(lengths, dtype=np.float64), batch_size, seed, jitter, 0
+    def set_epoch(self, epoch: int): self.epoch = epoch
+    def __len__(self): return len(self.lengths)
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = np.argsort(self.lengths * rng.uniform(1 - self.jitter, 1 + self.jitter, len(self.lengths)), kind="stable")
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        return iter(np.concatenate(batches).tolist() if batches else [])
 
 # %% ../nbs/06_train.ipynb #a1e5c389
 COMPLETE_MARKER = "checkpoint_complete.json"
@@ -129,7 +143,7 @@ def metrics_fn(processor):
         return error_rates(hyps, refs)
     return compute
 
-# %% ../nbs/06_train.ipynb #0d5c2363
+# %% ../nbs/06_train.ipynb #ff6b9d1a
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
 
 def training_arguments(cfg: RunConfig, precision: str) -> TrainingArguments:
@@ -148,17 +162,27 @@ def training_arguments(cfg: RunConfig, precision: str) -> TrainingArguments:
         logging_strategy="steps", logging_steps=cfg.logging_steps, logging_first_step=True,
         save_total_limit=cfg.save_total_limit, load_best_model_at_end=True,
         metric_for_best_model="wer", greater_is_better=False,
-        train_sampling_strategy=cfg.train_sampling_strategy, length_column_name="input_length",
+        # bucket_by_length is ours (TimedTrainer); transformers sees group_by_length
+        train_sampling_strategy="group_by_length" if cfg.train_sampling_strategy == "bucket_by_length" else cfg.train_sampling_strategy,
+        length_column_name="input_length",
         remove_unused_columns=False, bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not cuda,
         ddp_backend=None if cuda or world_size() == 1 else "gloo",
         ddp_find_unused_parameters=cfg.layerdrop > 0 if world_size() > 1 else None,
         dataloader_num_workers=cfg.dataloader_num_workers, dataloader_pin_memory=cuda,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to], disable_tqdm=False)
 
-# %% ../nbs/06_train.ipynb #d793db93
+# %% ../nbs/06_train.ipynb #b74d26c5
 class TimedTrainer(Trainer):
-    "A Trainer that records the seconds spent in evaluation and returns greedy ids, not logits, from prediction."
+    "A Trainer that records evaluation time, returns greedy ids from prediction, and can bucket batches by length."
     eval_seconds = 0.0
+    bucket_by_length = False
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.bucket_by_length: return super()._get_train_sampler(train_dataset)
+        return LengthBucketSampler(ds[self.args.length_column_name], self.args.train_batch_size * self.args.gradient_accumulation_steps
+                                   * max(1, self.args.world_size), seed=self.args.seed)
+
     def evaluate(self, *args, **kwargs):
         t0 = time.perf_counter()
         try: return super().evaluate(*args, **kwargs)
@@ -169,7 +193,7 @@ class TimedTrainer(Trainer):
         if logits is not None: logits = greedy_ids(model, logits, inputs.get("attention_mask"))
         return loss, logits, labels
 
-# %% ../nbs/06_train.ipynb #b8c5755e
+# %% ../nbs/06_train.ipynb #9b03393e
 def peak_memory_mb() -> dict:
     "Peak host RSS and, on GPU, peak allocated device memory, in MB."
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
@@ -228,6 +252,7 @@ def train_run(cfg: RunConfig) -> dict:
                            data_collator=CTCCollator(processor.tokenizer.pad_token_id, 8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
                            callbacks=[MarkCompleteCheckpoints()])
+    trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
     if main:
         for p in set_aside_incomplete(cfg.output_dir): _log(f"set aside unfinished checkpoint: {p}")
     if args.world_size > 1: torch.distributed.barrier()
