@@ -14,9 +14,9 @@ from .config import RunConfig, ConfigError, config_hash
 
 # %% auto #0
 __all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'padding_fraction', 'add_labels', 'LengthBucketSampler',
-           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'greedy_ids',
-           'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer', 'peak_memory_mb', 'hardware_name',
-           'git_provenance', 'library_versions', 'train_run']
+           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete',
+           'PrintProgress', 'greedy_ids', 'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer',
+           'peak_memory_mb', 'hardware_name', 'git_provenance', 'library_versions', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -121,6 +121,21 @@ def set_aside_incomplete(output_dir) -> list[Path]:
             shutil.rmtree(dest, ignore_errors=True); p.rename(dest); moved.append(dest)
     return moved
 
+# %% ../nbs/06_train.ipynb #1575b2b3
+class PrintProgress(TrainerCallback):
+    "One plain line per logging step and per evaluation: step, loss, learning rate, WER/CER, elapsed and remaining time."
+    def on_train_begin(self, args, state, control, **kw): self.t0, self.step0 = time.perf_counter(), state.global_step
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs: return
+        done = state.global_step - self.step0
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / done * (state.max_steps - state.global_step) if done else float("nan")
+        head = f"step {state.global_step}/{state.max_steps} ({elapsed:.0f} s, ~{left / 60:.1f} min left)"
+        if "eval_wer" in logs:
+            print(f"{head}  eval loss {logs['eval_loss']:.4f}  WER {logs['eval_wer']:.4f}  CER {logs['eval_cer']:.4f}", flush=True)
+        elif "loss" in logs:
+            print(f"{head}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}", flush=True)
+
 # %% ../nbs/06_train.ipynb #70896f26
 def greedy_ids(model, logits: torch.Tensor, attention_mask: torch.Tensor | None, fill: int = -100) -> torch.Tensor:
     "Argmax ids of CTC `logits`, with the frames past each utterance's end set to `fill`."
@@ -193,7 +208,7 @@ class TimedTrainer(Trainer):
         if logits is not None: logits = greedy_ids(model, logits, inputs.get("attention_mask"))
         return loss, logits, labels
 
-# %% ../nbs/06_train.ipynb #9b03393e
+# %% ../nbs/06_train.ipynb #d729efd3
 def peak_memory_mb() -> dict:
     "Peak host RSS and, on GPU, peak allocated device memory, in MB."
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
@@ -251,7 +266,9 @@ def train_run(cfg: RunConfig) -> dict:
     trainer = TimedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                            data_collator=CTCCollator(processor.tokenizer.pad_token_id, 8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
-                           callbacks=[MarkCompleteCheckpoints()])
+                           callbacks=[MarkCompleteCheckpoints(), PrintProgress()])
+    from transformers.utils.notebook import NotebookProgressCallback
+    trainer.remove_callback(NotebookProgressCallback)  # PrintProgress's lines show under papermill and in CI logs
     trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
     if main:
         for p in set_aside_incomplete(cfg.output_dir): _log(f"set aside unfinished checkpoint: {p}")

@@ -1,0 +1,36 @@
+"""Smoke tests of `nynorsk-asr bench prep|train|infer` at tiny sizes: they run and report both figures (no timing asserts)."""
+import json, subprocess, sys
+
+
+def run_bench(tmp_path, *args):
+    results = tmp_path / "results.jsonl"
+    out = subprocess.run([sys.executable, "-m", "nynorsk_asr.cli", "bench", *args, "--results", str(results)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [json.loads(l) for l in results.read_text().splitlines()]
+    for r in lines:
+        assert {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "timestamp"} <= set(r)
+        assert r["ours"] > 0 and r["baseline"] > 0
+        assert abs(r["ratio"] - r["ours"] / r["baseline"]) <= 0.01 * r["ratio"]  # ratio of the unrounded figures
+        assert r["bench"] in out.stdout
+    return lines, out.stdout
+
+
+def test_bench_prep(tmp_path):
+    lines, _ = run_bench(tmp_path, "prep", "--n_clips", "6", "--workers", "2")
+    assert [r["bench"] for r in lines] == ["prep-mp3", "prep-wav"]
+    assert all(r["raw_decoder_limit"] > 0 and r["baseline_name"].startswith("datasets map") for r in lines)
+
+
+def test_bench_train(tmp_path):
+    lines, _ = run_bench(tmp_path, "train", "--steps", "4", "--batch_size", "2")
+    units = {r["unit"]: r for r in lines}
+    assert set(units) == {"audio_seconds_per_second", "samples_per_second"}
+    r = units["audio_seconds_per_second"]
+    assert 0 <= r["padding_fraction_ours"] < 1 and r["precision_baseline"] == "fp32"
+
+
+def test_bench_infer(tmp_path):
+    lines, _ = run_bench(tmp_path, "infer", "--n_clips", "4")
+    assert lines[0]["bench"] == "infer" and lines[0]["real_time_factor_ours"] > 0
+    assert 0 <= lines[0]["transcripts_identical"] <= 1
