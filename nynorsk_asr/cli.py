@@ -13,7 +13,7 @@ from .config import RunConfig, ConfigError, load_config, parse_value, available_
 __all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card', 'cmd_evaluate',
            'main']
 
-# %% ../nbs/09_cli.ipynb #e50cbab6
+# %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help, allow_abbrev=False,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
     bn = sub.add_parser("bench", help="benchmarks: ours vs the standard HF recipe, same inputs, same run", allow_abbrev=False)
     bn.add_argument("kind", choices=["prep", "train", "infer"])
-    bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 36), infer: clips (default 48)")
+    bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 120), infer: clips (default 48)")
     bn.add_argument("--steps", type=int, default=12, help="train: optimizer steps (the first 2 are not timed)")
-    bn.add_argument("--batch_size", type=int, default=8, help="train: per-device batch; infer: batch of ours (default 16)")
+    bn.add_argument("--batch_size", type=int, default=None, help="train: per-device batch (default 8); infer: batch of ours (default 4 on CPU, 16 on GPU)")
     bn.add_argument("--arch", default="demo", help="train/infer: preset whose architecture is built (random weights)")
     bn.add_argument("--workers", type=int, default=None, help="prep: processes for both paths (default: all cores)")
     bn.add_argument("--results", default=None, help="append one JSON line per figure to this file")
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("run_dir")
     return parser
 
-# %% ../nbs/09_cli.ipynb #26f6d81b
+# %% ../nbs/09_cli.ipynb #55ec6a7f
 def cmd_prepare(cfg: RunConfig):
     from nynorsk_asr.prep import prepare_run, format_report
     print(f"preparing {cfg.dataset_name} ({cfg.dataset_config_name or 'default config'}) into {cfg.output_dir}", flush=True)
@@ -71,9 +71,9 @@ def cmd_train(cfg: RunConfig):
 def cmd_bench(args):
     from nynorsk_asr import bench
     print("machine:", json.dumps(bench.machine_info()), flush=True)
-    if args.kind == "prep": records = bench.bench_prep(args.n_clips or 36, args.workers)
-    elif args.kind == "train": records = bench.bench_train(args.arch, args.steps, args.batch_size)
-    else: records = bench.bench_infer(args.n_clips or 48, 16 if args.batch_size == 8 else args.batch_size, args.arch)
+    if args.kind == "prep": records = bench.bench_prep(args.n_clips or 120, args.workers)
+    elif args.kind == "train": records = bench.bench_train(args.arch, args.steps, args.batch_size or 8)
+    else: records = bench.bench_infer(args.n_clips or 48, args.batch_size, args.arch)
     for r in records: print(bench.format_record(r))
     if args.results: bench.save_results(records, args.results); print(f"appended {len(records)} lines to {args.results}")
 
