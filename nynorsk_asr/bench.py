@@ -62,7 +62,7 @@ def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     x = sum(np.sin(2 * np.pi * f0 * k * t + rng.random()) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
     return (0.25 * x / np.abs(x).max() + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
-# %% ../nbs/10_bench.ipynb #3abda563
+# %% ../nbs/10_bench.ipynb #f6a3194c
 PREP_FORMATS = [("wav", 16000), ("wav", 44100), ("wav", 48000), ("mp3", 16000), ("mp3", 44100), ("mp3", 48000)]
 
 def make_clips(root, n: int = 36, seed: int = 0) -> list[dict]:
@@ -134,6 +134,7 @@ def bench_prep(n_clips: int = 120, workers: int | None = None, root=None, seed: 
         results = []
         for fmt in ("mp3", "wav"):
             paths = [c["path"] for c in clips if c["format"] == fmt]
+            _ours_prep(paths[:workers], workers); _standard_prep(paths[:workers], workers)  # warm-up: imports, pools, JIT
             with peak_rss() as m_ours: ours = _ours_prep(paths, workers)
             with peak_rss() as m_std: std = _standard_prep(paths, workers)
             limit = raw_decoder_limit(paths, workers)
