@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard, ModelCardData, EvalResult
 from .config import load_run_config, config_hash
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'read_run', 'plot_training_curves', 'card_data', 'render_card',
-           'write_card']
+__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'read_run', 'plot_training_curves', 'model_name', 'card_data',
+           'render_card', 'write_card']
 
 # %% ../nbs/08_card.ipynb #18a488d8
 def _fmt(v, decimals: int = 4) -> str:
@@ -79,8 +79,13 @@ def plot_training_curves(log_history: list[dict], path=None):
         fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: same run, same bytes
     return fig
 
-# %% ../nbs/08_card.ipynb #71779d4e
+# %% ../nbs/08_card.ipynb #0f4b87a2
 SPLIT_TITLE = {"test": "Test", "validation": "Validation", "train": "Train"}
+
+def model_name(cfg) -> str:
+    "The model's name on the card: the run directory's name, prefixed when it is just the preset's name."
+    name = Path(cfg.output_dir).name
+    return f"nynorsk-asr-{name}" if name == cfg.preset else name
 
 def card_data(run: dict) -> ModelCardData:
     "The card's YAML metadata: license, language, tags, datasets, base model, model-index (WER and CER)."
@@ -99,7 +104,7 @@ def card_data(run: dict) -> ModelCardData:
         tags=["automatic-speech-recognition", "wav2vec2", "ctc", "nynorsk", "nynorsk_asr"] +
              (["NbAiLab/NPSC"] if "NPSC" in cfg.dataset_name else ["synthetic-data"]),
         datasets=[dataset], base_model=cfg.model_name_or_path, metrics=["wer", "cer"],
-        model_name=Path(cfg.output_dir).name, eval_results=results)
+        model_name=model_name(cfg), eval_results=results)
 
 # %% ../nbs/08_card.ipynb #3774372d
 def _hyperparameters(cfg, record) -> str:
@@ -140,15 +145,13 @@ def _data_section(run) -> str:
             f"characters deleted).\n\n| split | rows | kept | kept hours | dropped, by reason |\n|---|---|---|---|---|\n"
             + "\n".join(lines) + "\n")
 
-# %% ../nbs/08_card.ipynb #6e1485cc
+# %% ../nbs/08_card.ipynb #1f413227
 def render_card(run_dir) -> str:
     "The card's text, from the run directory alone."
     run = read_run(run_dir)
     cfg, record, state, evals = run["cfg"], run["record"], run["state"], run["evals"]
-    name = Path(cfg.output_dir).name
-    base = (f"a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path})"
-            if cfg.model_name_or_path else f"a wav2vec2 CTC model trained from random initialisation "
-            f"({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, {cfg.num_hidden_layers} layers)")
+    name = model_name(cfg)
+    recipe = f"with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`)"
     results = "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {e['decoder']} decoding, no language model: "
                         f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
                         f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
@@ -156,11 +159,17 @@ def render_card(run_dir) -> str:
     corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
               f"`{cfg.dataset_name}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
     best = state.get("best_metric")
+    if cfg.model_name_or_path:
+        intro = (f"This model is a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path}) "
+                 f"on {corpus}, {recipe}.")
+    else:
+        intro = (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
+                 f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
     prov = record.get("provenance", {})
     body = f"""
 # {name}
 
-This model is {base}, trained on {corpus} with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`).
+{intro}
 Every number in this card is read from the run directory that produced the model; the decoder is named with each score.
 
 {results}
