@@ -199,9 +199,9 @@ def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
     torch.cuda.synchronize()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
-# %% ../nbs/10_bench.ipynb #57448377
+# %% ../nbs/10_bench.ipynb #ca881717
 def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir) -> dict:
-    from transformers import Trainer, TrainingArguments, TrainerCallback
+    from transformers import TrainerCallback
     from nynorsk_asr.vocab import make_processor
     from nynorsk_asr.model import build_model
     from nynorsk_asr.train import CTCCollator, choose_precision, training_arguments

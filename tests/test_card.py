@@ -1,10 +1,10 @@
 """The model card: valid YAML metadata with WER and CER, a table equal to the log history, byte-identical
 regeneration, and every metric equal to the eval JSON."""
-import json, re, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
-from test_train import TINY, flags, cli
+from test_train import TINY, cli
 
 ROOT = Path(__file__).parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from nynorsk_asr.config import load_config
 from nynorsk_asr.data import load_npsc_raw
-from nynorsk_asr.prep import prepare, prepare_run, prepare_split
+from nynorsk_asr.prep import prepare, prepare_run
 
 
 def npsc_cfg(root, tmp_path, **kw):
