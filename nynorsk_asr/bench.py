@@ -199,7 +199,7 @@ def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
     torch.cuda.synchronize()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
-# %% ../nbs/10_bench.ipynb #ca881717
+# %% ../nbs/10_bench.ipynb #87ad9611
 def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir) -> dict:
     from transformers import TrainerCallback
     from nynorsk_asr.vocab import make_processor
@@ -219,7 +219,7 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
         collate = _PaddingMeter(StandardCTCCollator(processor))
     else:
         precision = choose_precision("auto")[0]
-        collate = _PaddingMeter(CTCCollator(processor.tokenizer.pad_token_id, 8 if cuda else None))
+        collate = _PaddingMeter(CTCCollator(pad_to_multiple_of=8 if cuda else None))
         ds = ds.with_format("numpy", columns=["input_values", "labels", "input_length"])
     import dataclasses
     from nynorsk_asr.train import TimedTrainer

@@ -128,7 +128,7 @@ def summarize(prepared: Dataset, problems: Problems | None = None, n_examples: i
             "kept_hours": round(sum(d for d, r in zip(cols["duration"], cols["drop_reason"]) if not r) / 3600, 4),
             "dropped_by_reason": {**as_counts(dropped), **source}, "fixed_by_kind": as_counts(fixed)}
 
-# %% ../nbs/03a_prep.ipynb #5377c5b1
+# %% ../nbs/03a_prep.ipynb #6932ea0b
 def corpus_fingerprint(corpus: Dataset) -> str:
     "A hash of what preparation reads: ids, texts, speakers and each clip's bytes or file identity."
     h = hashlib.sha256()
@@ -153,7 +153,7 @@ def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Da
                                      min_duration=cfg.min_duration_in_seconds, max_duration=cfg.max_duration_in_seconds,
                                      min_text_length=cfg.min_text_length, threads=threads))
 
-def prepare_split(cfg: RunConfig, split: str, progress: bool = True) -> tuple[Dataset, dict]:
+def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     "Prepare one source split: (kept rows, report section). Cached; see above."
     corpus, problems = load_corpus_split(cfg, split)
     key = hashlib.sha256(json.dumps([corpus_fingerprint(corpus), config_hash(cfg, PREP_KEYS), PREP_VERSION,
@@ -175,13 +175,13 @@ def prepare_split(cfg: RunConfig, split: str, progress: bool = True) -> tuple[Da
     shutil.rmtree(cache, ignore_errors=True); tmp.rename(cache)
     return load_from_disk(str(cache/"data")), report
 
-# %% ../nbs/03a_prep.ipynb #fa6b9778
-def prepare(cfg: RunConfig, progress: bool = True, write_report: bool = True) -> DatasetDict:
+# %% ../nbs/03a_prep.ipynb #1738421c
+def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
     "Prepare the train and eval splits of `cfg`; write `<output_dir>/prep_report.json`."
     out = Path(cfg.output_dir)
     splits, reports = {}, {}
     for s in dict.fromkeys(split_names(cfg.train_split_name) + split_names(cfg.eval_split_name)):
-        splits[s], reports[s] = prepare_split(cfg, s, progress)
+        splits[s], reports[s] = prepare_split(cfg, s)
     train = concatenate_datasets([splits[s] for s in split_names(cfg.train_split_name)])
     evals = concatenate_datasets([splits[s] for s in split_names(cfg.eval_split_name)])
     if cfg.max_train_samples: train = train.select(range(min(cfg.max_train_samples, len(train))))
@@ -209,14 +209,14 @@ def format_report(report: dict) -> str:
         for kind, v in r["fixed_by_kind"].items(): lines.append(f"{'':>12}fixed   {v['count']:>5} {kind}")
     return "\n".join(lines)
 
-# %% ../nbs/03a_prep.ipynb #554290b5
-def prepare_run(cfg: RunConfig, progress: bool = True, write: bool = True):
+# %% ../nbs/03a_prep.ipynb #be94efa5
+def prepare_run(cfg: RunConfig, write: bool = True):
     """Write config.yaml, prepare the data (prep_report.json), write vocab.json and the processor.
     Returns (data, processor). With `write=False` (ranks other than 0) nothing is written to the run directory."""
     from nynorsk_asr.config import save_config
     from nynorsk_asr.vocab import make_processor, build_processor
     if write: save_config(cfg)
-    data = prepare(cfg, progress, write_report=write)
+    data = prepare(cfg, write_report=write)
     texts = list(data["train"]["text"]) + list(data["eval"]["text"])
     if write: return data, make_processor(texts, cfg.output_dir, cfg.sampling_rate)
     return data, build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)

@@ -35,11 +35,10 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
         raise ConfigError(f"precision='bf16' is not supported by {torch.cuda.get_device_name()}; use 'auto' or 'fp16'")
     return requested, "requested"
 
-# %% ../nbs/06_train.ipynb #be7ab9df
+# %% ../nbs/06_train.ipynb #5fbe184f
 @dataclass
 class CTCCollator:
     "Pad `input_values` (+ attention mask) and `labels` (padding -> -100) of a list of prepared rows."
-    pad_token_id: int = 0                # unused for labels (-100 is ignored by the CTC loss); kept for clarity
     pad_to_multiple_of: int | None = None  # 8 on GPU: frames and label lengths become multiples of 8
     samples_per_frame: int = 320
 
@@ -208,7 +207,7 @@ class TimedTrainer(Trainer):
         if logits is not None: logits = greedy_ids(model, logits, inputs.get("attention_mask"))
         return loss, logits, labels
 
-# %% ../nbs/06_train.ipynb #d729efd3
+# %% ../nbs/06_train.ipynb #4811ca80
 def peak_memory_mb() -> dict:
     "Peak host RSS and, on GPU, peak allocated device memory, in MB."
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
@@ -264,7 +263,7 @@ def train_run(cfg: RunConfig) -> dict:
     model = build_model(cfg, processor)
     _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
     trainer = TimedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                           data_collator=CTCCollator(processor.tokenizer.pad_token_id, 8 if torch.cuda.is_available() else None),
+                           data_collator=CTCCollator(pad_to_multiple_of=8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
                            callbacks=[MarkCompleteCheckpoints(), PrintProgress()])
     from transformers.utils.notebook import NotebookProgressCallback
