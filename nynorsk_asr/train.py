@@ -207,7 +207,7 @@ class TimedTrainer(Trainer):
         if logits is not None: logits = greedy_ids(model, logits, inputs.get("attention_mask"))
         return loss, logits, labels
 
-# %% ../nbs/06_train.ipynb #4811ca80
+# %% ../nbs/06_train.ipynb #bba0a919
 def peak_memory_mb() -> dict:
     "Peak host RSS and, on GPU, peak allocated device memory, in MB."
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
@@ -237,9 +237,13 @@ def git_provenance() -> dict:
     except (OSError, subprocess.CalledProcessError): return {"git_commit": None, "git_dirty": None}
 
 def library_versions() -> dict:
-    import datasets, evaluate, tokenizers
-    return {"transformers": transformers.__version__, "pytorch": torch.__version__, "datasets": datasets.__version__,
-            "tokenizers": tokenizers.__version__, "evaluate": evaluate.__version__, "python": platform.python_version()}
+    "Versions of the libraries a run depends on (None for one that is not installed)."
+    from importlib.metadata import version, PackageNotFoundError
+    def v(name):
+        try: return version(name)
+        except PackageNotFoundError: return None
+    return {"transformers": transformers.__version__, "pytorch": torch.__version__, "datasets": v("datasets"),
+            "tokenizers": v("tokenizers"), "evaluate": v("evaluate"), "python": platform.python_version()}
 
 def _log(msg: str):
     if int(os.environ.get("RANK", "0")) == 0: print(msg, flush=True)
