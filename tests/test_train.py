@@ -98,10 +98,17 @@ def test_kill9_during_training_then_resume(tmp_path, cache):
     assert [h["step"] for h in state["log_history"] if "eval_wer" in h] == [10, 20, 30, 40, 50, 60]
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_process_gloo(tmp_path, cache):
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
                           "-m", "nynorsk_asr.cli", "train", *flags(**{**TINY, "max_steps": 6, "eval_steps": 3,
                                                                        "save_steps": 3}, output_dir=run, cache_dir=cache)],
                          capture_output=True, text=True, env=env, timeout=600)
