@@ -13,13 +13,7 @@ from .config import load_run_config, config_hash
 __all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'read_run', 'plot_training_curves', 'model_name', 'card_data',
            'render_card', 'write_card']
 
-# %% ../nbs/08_card.ipynb #18a488d8
-def _fmt(v, decimals: int = 4) -> str:
-    if isinstance(v, float):
-        r = round(v, decimals)
-        return str(int(r)) if r == int(r) and abs(r) >= 1 and decimals == 0 else f"{r:g}" if len(f"{r:g}") <= decimals + 2 else f"{r:.{decimals}f}"
-    return str(v)
-
+# %% ../nbs/08_card.ipynb #e99ca491
 def results_rows(log_history: list[dict]) -> list[dict]:
     "The table's rows from a Trainer log history: one per evaluation."
     rows, last_loss = [], "No log"

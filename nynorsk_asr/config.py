@@ -13,8 +13,9 @@ import yaml
 __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'load_config',
            'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash']
 
-# %% ../nbs/00_config.ipynb #37755947
-PRESET_DIR = Path(__file__).parent/"presets" if "__file__" in globals() else None
+# %% ../nbs/00_config.ipynb #35681b33
+from importlib.resources import files
+PRESET_DIR = Path(str(files("nynorsk_asr")/"presets"))  # shipped inside the package (works from notebooks too)
 
 # %% ../nbs/00_config.ipynb #786b1bb5
 @dataclass

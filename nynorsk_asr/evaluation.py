@@ -15,8 +15,9 @@ import evaluate, jiwer
 __all__ = ['METRICS_DIR', 'load_metric', 'error_rates', 'transcribe', 'utterance_errors', 'evaluate_run', 'group_of',
            'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
 
-# %% ../nbs/07_evaluate.ipynb #a58dc18f
-METRICS_DIR = Path(__file__).parent/"metrics" if "__file__" in globals() else None
+# %% ../nbs/07_evaluate.ipynb #c6245774
+from importlib.resources import files
+METRICS_DIR = Path(str(files("nynorsk_asr")/"metrics"))  # the metric modules ship inside the package
 
 # %% ../nbs/07_evaluate.ipynb #8ecccf34
 _metrics = {}

@@ -13,10 +13,10 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from .config import RunConfig, ConfigError, config_hash
 
 # %% auto #0
-__all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'padding_fraction', 'add_labels', 'LengthBucketSampler',
-           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete',
-           'PrintProgress', 'greedy_ids', 'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer',
-           'peak_memory_mb', 'hardware_name', 'git_provenance', 'library_versions', 'train_run']
+__all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints',
+           'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'PrintProgress', 'greedy_ids',
+           'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer', 'peak_memory_mb', 'hardware_name',
+           'git_provenance', 'library_versions', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -35,7 +35,7 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
         raise ConfigError(f"precision='bf16' is not supported by {torch.cuda.get_device_name()}; use 'auto' or 'fp16'")
     return requested, "requested"
 
-# %% ../nbs/06_train.ipynb #5fbe184f
+# %% ../nbs/06_train.ipynb #ac0c9973
 @dataclass
 class CTCCollator:
     "Pad `input_values` (+ attention mask) and `labels` (padding -> -100) of a list of prepared rows."
@@ -58,10 +58,6 @@ class CTCCollator:
         for i, l in enumerate(labels): label_ids[i, :len(l)] = l
         return {"input_values": torch.from_numpy(values), "attention_mask": torch.from_numpy(mask),
                 "labels": torch.from_numpy(label_ids)}
-
-def padding_fraction(batch: dict) -> float:
-    "Share of the audio tensor that is padding."
-    return 1.0 - batch["attention_mask"].float().mean().item()
 
 # %% ../nbs/06_train.ipynb #64cb00f6
 def add_labels(ds, processor):
