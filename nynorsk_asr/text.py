@@ -27,7 +27,7 @@ class CleaningRules:
         "The rules named in a `RunConfig` (its fields carry the same names)."
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
-# %% ../nbs/01_text.ipynb #507391a4
+# %% ../nbs/01_text.ipynb #44a3e1b6
 HESITATIONS = {"<ee>": "eee", "<mm>": "mmm", "<qq>": "qqq"}
 DROP_REASONS = ("contains_digit", "inaudible", "empty_after_cleaning")
 
@@ -42,6 +42,16 @@ def _fold_accents(text: str) -> str:
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", text.replace("\0", "å").replace("\1", "Å"))
 
+def _expand(text: str, rules: CleaningRules) -> str:
+    "The rules that rewrite before the digit test: lowercase, hesitation tokens."
+    if rules.lowercase: text = text.lower()
+    if rules.expand_hesitations: text = _hesitation.sub(lambda m: HESITATIONS[m.group(0).lower()], text)
+    return text
+
+def _outside_alphabet(rules: CleaningRules) -> re.Pattern:
+    "Characters that `strip_other_chars` deletes: anything but the letters of the alphabet and white space."
+    return re.compile(r"[^a-zæøå\s]" if rules.lowercase else r"[^a-zæøåA-ZÆØÅ\s]")
+
 def clean_with_reason(text: str,                     # raw transcript, e.g. NPSC's `text` field
                       rules: CleaningRules | None = None,  # which rules to apply (default: all)
                      ) -> tuple[str | None, str | None]:   # (cleaned text, None) or (None, drop reason)
@@ -49,13 +59,10 @@ def clean_with_reason(text: str,                     # raw transcript, e.g. NPSC
     rules = rules or CleaningRules()
     if not isinstance(text, str): return None, "empty_after_cleaning"
     if rules.drop_inaudible and _inaudible.search(text): return None, "inaudible"
-    if rules.lowercase: text = text.lower()
-    if rules.expand_hesitations: text = _hesitation.sub(lambda m: HESITATIONS[m.group(0).lower()], text)
+    text = _expand(text, rules)
     if rules.drop_digits and _digit.search(text): return None, "contains_digit"
     if rules.fold_accents: text = _fold_accents(text)
-    if rules.strip_other_chars:
-        allowed = "a-zæøå" + ("" if rules.lowercase else "A-ZÆØÅ")
-        text = re.sub(rf"[^{allowed}\s]", "", text)
+    if rules.strip_other_chars: text = _outside_alphabet(rules).sub("", text)
     text = _space.sub(" ", text).strip()
     if not text: return None, "empty_after_cleaning"
     return text, None
@@ -70,13 +77,11 @@ def transcript_drop_reason(text: str, rules: CleaningRules | None = None) -> str
     "Why `clean_transcript` drops `text` (one of `DROP_REASONS`), or None when it is kept."
     return clean_with_reason(text, rules)[1]
 
-# %% ../nbs/01_text.ipynb #bb40fd40
+# %% ../nbs/01_text.ipynb #dcd615d8
 def unknown_characters(text: str, rules: CleaningRules | None = None) -> set[str]:
     "Characters of `text` that `strip_other_chars` deletes and that are not punctuation or space."
     rules = rules or CleaningRules()
     if not (isinstance(text, str) and rules.strip_other_chars): return set()
-    if rules.lowercase: text = text.lower()
-    if rules.expand_hesitations: text = _hesitation.sub(lambda m: HESITATIONS[m.group(0).lower()], text)
+    text = _expand(text, rules)
     if rules.fold_accents: text = _fold_accents(text)
-    allowed = "a-zæøå" + ("" if rules.lowercase else "A-ZÆØÅ")
-    return {c for c in re.findall(rf"[^{allowed}\s]", text) if unicodedata.category(c)[0] not in "PZ"}
+    return {c for c in _outside_alphabet(rules).findall(text) if unicodedata.category(c)[0] not in "PZ"}
