@@ -62,7 +62,7 @@ def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     x = sum(np.sin(2 * np.pi * f0 * k * t + rng.random()) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
     return (0.25 * x / np.abs(x).max() + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
-# %% ../nbs/10_bench.ipynb #f6a3194c
+# %% ../nbs/10_bench.ipynb #7f928aa0
 PREP_FORMATS = [("wav", 16000), ("wav", 44100), ("wav", 48000), ("mp3", 16000), ("mp3", 44100), ("mp3", 48000)]
 
 def make_clips(root, n: int = 36, seed: int = 0) -> list[dict]:
@@ -88,10 +88,10 @@ def raw_decoder_limit(paths: list[str], workers: int) -> float:
     return seconds / (time.perf_counter() - t0)
 
 def _ours_prep(paths: list[str], workers: int) -> float:
-    from nynorsk_asr.data import corpus_from_rows, _row
+    from nynorsk_asr.data import corpus_from_rows, corpus_row
     from nynorsk_asr.prep import prepare_rows
     cfg = load_config("demo", preprocessing_num_workers=workers, min_duration_in_seconds=0.0, max_duration_in_seconds=3600.0)
-    corpus = corpus_from_rows([_row(i, "", "train", "benchmark", p) for i, p in enumerate(paths)])
+    corpus = corpus_from_rows([corpus_row(i, "", "train", "benchmark", p) for i, p in enumerate(paths)])
     t0 = time.perf_counter()
     prepared = prepare_rows(corpus, cfg, desc="ours")
     assert all(r == "" for r in prepared["drop_reason"]), "a benchmark clip was dropped"

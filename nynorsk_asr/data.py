@@ -12,8 +12,8 @@ from .config import RunConfig, ConfigError
 
 # %% auto #0
 __all__ = ['CORPUS_FEATURES', 'SPLIT_ALIASES', 'NPSC_CONFIGS', 'NPSC_LANGUAGE', 'canonical_split', 'split_names', 'Problems',
-           'corpus_from_rows', 'is_npsc_raw', 'load_npsc_raw', 'load_hub', 'download_npsc_raw', 'load_folder',
-           'default_cache_dir', 'source_kind', 'load_corpus_split']
+           'corpus_from_rows', 'corpus_row', 'is_npsc_raw', 'load_npsc_raw', 'load_hub', 'download_npsc_raw',
+           'load_folder', 'default_cache_dir', 'source_kind', 'load_corpus_split']
 
 # %% ../nbs/02_data.ipynb #801dbc77
 CORPUS_FEATURES = Features({
@@ -31,7 +31,7 @@ def split_names(spec: str) -> list[str]:
     "`train+validation` -> ['train', 'validation']"
     return [canonical_split(s) for s in spec.split("+")]
 
-# %% ../nbs/02_data.ipynb #9b4e39bd
+# %% ../nbs/02_data.ipynb #cf2da8b3
 class Problems:
     "Rows a loader had to skip, counted by reason, with a few example ids per reason."
     def __init__(self, n_examples: int = 5): self.counts, self.examples, self.n = defaultdict(int), defaultdict(list), n_examples
@@ -47,7 +47,8 @@ def corpus_from_rows(rows: list[dict]) -> Dataset:
     return Dataset.from_list(rows, features=CORPUS_FEATURES) if rows else Dataset.from_dict(
         {k: [] for k in CORPUS_FEATURES}, features=CORPUS_FEATURES)
 
-def _row(utterance_id, speaker, split, text, path=None, data=None) -> dict:
+def corpus_row(utterance_id, speaker, split, text, path=None, data=None) -> dict:
+    "One row in the standard corpus columns (audio as a path or encoded bytes)."
     return {"utterance_id": str(utterance_id), "speaker": "" if speaker is None else str(speaker), "split": split,
             "text": text if isinstance(text, str) else None, "audio": {"bytes": data, "path": None if path is None else str(path)}}
 
@@ -70,7 +71,7 @@ def _check_npsc_config(name):
     if name not in NPSC_CONFIGS:
         raise ConfigError(f"dataset_config_name={name!r} is not an NPSC config; valid: {', '.join(NPSC_CONFIGS)}")
 
-# %% ../nbs/02_data.ipynb #ba0037f2
+# %% ../nbs/02_data.ipynb #65b2d055
 def load_npsc_raw(root,                 # folder holding NPSC's `data/` (or the `data/` folder itself)
                   config_name: str,     # e.g. "16K_mp3_nynorsk"
                   split: str,           # "train", "validation" (raw "eval") or "test"
@@ -102,7 +103,7 @@ def load_npsc_raw(root,                 # folder holding NPSC's `data/` (or the 
                     problems.add("row_missing_fields", where); continue
                 if language and r.get("sentence_language_code") != language: continue
                 key = (str(r.get("meeting_date", date)), int(r["start_time"]), int(r["end_time"]))
-                row = _row(f"{key[0]}_{r['sentence_id']}", r.get("speaker_id"), canonical_split(split),
+                row = corpus_row(f"{key[0]}_{r['sentence_id']}", r.get("speaker_id"), canonical_split(split),
                            r.get(text_column_name))
                 wanted[key] = row; rows.append(row)
         tarball = split_dir/f"{date}_{rate}_mp3.tar.gz"
@@ -129,7 +130,7 @@ def _extract_clips(tarball: Path, wanted: dict, dest: Path, problems: Problems):
         # the rows whose clips were not reached keep path None and are counted as missing audio by preparation
         problems.add("unreadable_tarball", f"{tarball.name}: {e}")
 
-# %% ../nbs/02_data.ipynb #c1be5594
+# %% ../nbs/02_data.ipynb #a8ab9080
 def load_hub(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     "One split of a hub dataset (NPSC by default through its parquet conversion), in the standard columns."
     from datasets import load_dataset, Audio
@@ -145,7 +146,7 @@ def load_hub(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     def to_row(r, i):
         uid = f"{r['meeting_date']}_{r['sentence_id']}" if "sentence_id" in r else f"{split}_{i:07d}"
         a = r[cfg.audio_column_name]
-        return _row(uid, r.get(speaker), canonical_split(split), r.get(cfg.text_column_name), a.get("path"), a.get("bytes"))
+        return corpus_row(uid, r.get(speaker), canonical_split(split), r.get(cfg.text_column_name), a.get("path"), a.get("bytes"))
     return ds.map(to_row, with_indices=True, remove_columns=ds.column_names, features=CORPUS_FEATURES), Problems()
 
 def download_npsc_raw(config_name: str = "16K_mp3_nynorsk", local_dir: str = "data/NPSC",
@@ -157,7 +158,7 @@ def download_npsc_raw(config_name: str = "16K_mp3_nynorsk", local_dir: str = "da
     return Path(snapshot_download("NbAiLab/NPSC", repo_type="dataset", revision=revision, local_dir=local_dir,
                                   allow_patterns=["data/*/*.json", f"data/*/*_{rate}_mp3.tar.gz"]))
 
-# %% ../nbs/02_data.ipynb #ec39c62a
+# %% ../nbs/02_data.ipynb #027514f9
 def _read_manifest(path: Path, problems: Problems) -> list[dict]:
     if path.suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as f: return list(csv.DictReader(f))
@@ -196,7 +197,7 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
                               f"columns are {', '.join(r)}")
         path = Path(audio) if os.path.isabs(audio) else manifest.parent/audio
         uid = r.get("utterance_id") or r.get("id") or Path(audio).stem
-        rows.append(_row(uid, r.get(cfg.speaker_column_name or "speaker"), canonical_split(split), r[cfg.text_column_name], path))
+        rows.append(corpus_row(uid, r.get(cfg.speaker_column_name or "speaker"), canonical_split(split), r[cfg.text_column_name], path))
     return corpus_from_rows(rows), problems
 
 # %% ../nbs/02_data.ipynb #568eca34
