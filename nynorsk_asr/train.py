@@ -203,7 +203,7 @@ class TimedTrainer(Trainer):
         if logits is not None: logits = greedy_ids(model, logits, inputs.get("attention_mask"))
         return loss, logits, labels
 
-# %% ../nbs/06_train.ipynb #bba0a919
+# %% ../nbs/06_train.ipynb #04ff445a
 def peak_memory_mb() -> dict:
     "Peak host RSS and, on GPU, peak allocated device memory, in MB."
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
@@ -244,7 +244,9 @@ def library_versions() -> dict:
 def _log(msg: str):
     if int(os.environ.get("RANK", "0")) == 0: print(msg, flush=True)
 
-def train_run(cfg: RunConfig) -> dict:
+def train_run(cfg: RunConfig,
+              prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
+             ) -> dict:
     "Train (or resume) the run of `cfg` in `cfg.output_dir`; return the `train_record.json` contents."
     from nynorsk_asr.prep import prepare_run
     from nynorsk_asr.model import build_model, count_parameters
@@ -253,8 +255,10 @@ def train_run(cfg: RunConfig) -> dict:
     args = training_arguments(cfg, precision)
     main = args.process_index == 0
     _log(f"precision: {precision} ({why}); world size {args.world_size}; device {args.device}")
-    with args.main_process_first(desc="data preparation"):
-        data, processor = prepare_run(cfg, write=main)
+    if prepared is not None and args.world_size == 1: data, processor = prepared
+    else:
+        with args.main_process_first(desc="data preparation"):
+            data, processor = prepare_run(cfg, write=main)
     # numpy rows: Arrow -> numpy without building Python lists of floats (3x faster batches here)
     columns = ["input_values", "labels", "input_length"]
     train_ds = add_labels(data["train"], processor).with_format("numpy", columns=columns)
