@@ -6,7 +6,7 @@ pooled over the corpus.
 """
 import datasets
 import evaluate
-import jiwer
+from nynorsk_asr.metrics import error_counts
 
 _DESCRIPTION = "Corpus-level character error rate computed with jiwer: edit operations over reference characters."
 _KWARGS = """
@@ -29,7 +29,5 @@ class Cer(evaluate.Metric):
 
     def _compute(self, predictions=None, references=None):
         if not references: raise ValueError("CER needs at least one reference")
-        out = jiwer.process_characters(list(references), list(predictions))
-        errors = out.substitutions + out.deletions + out.insertions
-        chars = out.substitutions + out.deletions + out.hits
-        return {"cer": errors / chars if chars else float(errors > 0)}
+        errors, length = error_counts(list(references), list(predictions), "char")
+        return {"cer": errors / length if length else float(errors > 0)}
