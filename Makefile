@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak demo test lab sync-check lint-workflows clean
+.PHONY: install espeak demo test lab sync-check lint-workflows readme readme-check clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ demo: install espeak
 sync-check: install
 	@bash .ci/check_sync.sh $(BIN)
 
+# README.md is rendered from nbs/index.ipynb (its single source; nbdev_readme would need Quarto)
+readme:
+	$(PYTHON) .ci/render_readme.py
+
+readme-check:
+	@$(PYTHON) .ci/render_readme.py --check
+
 lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-test: install espeak sync-check lint-workflows
+test: install espeak sync-check readme-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
 	$(BIN)/python -m pytest -q tests
 

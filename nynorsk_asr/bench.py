@@ -7,9 +7,18 @@ from __future__ import annotations
 import datetime, json, math, os, platform, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, torch
+from transformers import TrainerCallback, pipeline
 from .config import load_config
-from .train import hardware_name, git_provenance, library_versions
+from .corpus import corpus_from_rows, corpus_row
+from .ctc import CTCCollator, conv_frame_counts, ctc_frames
+from .evaluation import transcribe
+from .model import build_model
+from .prep import normalize, prepare_rows
+from .provenance import hardware_name, git_provenance, library_versions
+from .train import TimedTrainer, choose_precision, training_arguments
+from .vocab import make_processor
 
 # %% auto #0
 __all__ = ['PREP_FORMATS', 'machine_info', 'peak_rss', 'record', 'save_results', 'npsc_like_durations', 'speech_like',
@@ -80,7 +89,6 @@ def _decode_only(path): return len(sf.read(path, dtype="float32")[0]) / sf.info(
 
 def raw_decoder_limit(paths: list[str], workers: int) -> float:
     "Audio-seconds per second of soundfile decoding alone (no resampling, no writing) on `workers` threads."
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(_decode_only, paths[:workers]))  # warm the page cache and the decoder
         t0 = time.perf_counter()
@@ -88,8 +96,6 @@ def raw_decoder_limit(paths: list[str], workers: int) -> float:
     return seconds / (time.perf_counter() - t0)
 
 def _ours_prep(paths: list[str], workers: int) -> float:
-    from nynorsk_asr.data import corpus_from_rows, corpus_row
-    from nynorsk_asr.prep import prepare_rows
     cfg = load_config("demo", preprocessing_num_workers=workers, min_duration_in_seconds=0.0, max_duration_in_seconds=3600.0)
     corpus = corpus_from_rows([corpus_row(i, "", "train", "benchmark", p) for i, p in enumerate(paths)])
     t0 = time.perf_counter()
@@ -177,17 +183,15 @@ def _synthetic_training_set(n: int, seed: int, vocab_size: int):
                                                       "input_length": Value("int64"), "duration": Value("float32")}))
 
 def _model_flops_per_audio_second(model) -> float:
-    "Training FLOPs per audio-second: 6 x trainable transformer parameters x 50 frames, plus the conv encoder (3x forward if trained, 1x if frozen)."
+    "Training FLOPs per audio-second: 6 x trainable transformer parameters x frames, plus the conv encoder (3x forward if trained, 1x if frozen)."
     conv = model.wav2vec2.feature_extractor
-    frames, macs = 16000.0, 0.0
-    for layer in conv.conv_layers:
-        c = layer.conv
-        frames = (frames - c.kernel_size[0]) / c.stride[0] + 1
-        macs += frames * c.in_channels * c.out_channels * c.kernel_size[0]
+    seconds = 100  # frames per second of a long clip: the per-clip edge effect of the convolutions vanishes
+    per_layer = [n / seconds for n in conv_frame_counts(16000 * seconds, model.config.conv_kernel, model.config.conv_stride)]
+    macs = sum(f * l.conv.in_channels * l.conv.out_channels * l.conv.kernel_size[0] for f, l in zip(per_layer, conv.conv_layers))
     conv_params = sum(p.numel() for p in conv.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) - (conv_params if conv.conv_layers[0].conv.weight.requires_grad else 0)
     conv_factor = 3 if conv.conv_layers[0].conv.weight.requires_grad else 1
-    return 6 * trainable * 50 + 2 * macs * conv_factor
+    return 6 * trainable * per_layer[-1] + 2 * macs * conv_factor
 
 def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
     "FLOP/s of a large bf16 matmul on this GPU (None on CPU)."
@@ -201,10 +205,6 @@ def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
 
 # %% ../nbs/10_bench.ipynb #87ad9611
 def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir) -> dict:
-    from transformers import TrainerCallback
-    from nynorsk_asr.vocab import make_processor
-    from nynorsk_asr.model import build_model
-    from nynorsk_asr.train import CTCCollator, choose_precision, training_arguments
     cfg = load_config(arch, model_name_or_path=None, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
                       max_steps=steps, warmup_steps=0, output_dir=str(out_dir), seed=seed, save_steps=10 ** 6,
                       eval_steps=10 ** 6, logging_steps=10 ** 6, gradient_checkpointing=standard)
@@ -222,7 +222,6 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
         collate = _PaddingMeter(CTCCollator(pad_to_multiple_of=8 if cuda else None))
         ds = ds.with_format("numpy", columns=["input_values", "labels", "input_length"])
     import dataclasses
-    from nynorsk_asr.train import TimedTrainer
     args = dataclasses.replace(training_arguments(cfg, precision), eval_strategy="no", save_strategy="no",
                                load_best_model_at_end=False, disable_tqdm=True, gradient_checkpointing=standard,
                                train_sampling_strategy="group_by_length")
@@ -272,11 +271,6 @@ def bench_train(arch: str = "demo", steps: int = 12, batch_size: int = 8, n_rows
 # %% ../nbs/10_bench.ipynb #05c161c6
 def bench_infer(n_clips: int = 48, batch_size: int | None = None, arch: str = "demo", seed: int = 0) -> list[dict]:
     "Inference throughput: batched, length-sorted greedy decoding vs the HF pipeline clip by clip."
-    from transformers import pipeline
-    from nynorsk_asr.vocab import make_processor
-    from nynorsk_asr.model import build_model
-    from nynorsk_asr.evaluation import transcribe
-    from nynorsk_asr.prep import normalize
     # on CPU, compute dominates and big padded batches run slower (measured: 4 > 1 > 16); GPUs want bigger batches
     batch_size = batch_size or (16 if torch.cuda.is_available() else 4)
     with tempfile.TemporaryDirectory() as tmp:

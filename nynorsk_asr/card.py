@@ -138,33 +138,65 @@ def _data_section(run) -> str:
             + "\n".join(lines) + "\n")
 
 # %% ../nbs/08_card.ipynb #1f413227
+def _results(evals: dict) -> str:
+    "One line per evaluated split and decoder: WER, CER, sizes."
+    return "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {e['decoder']} decoding, no language model: "
+                     f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
+                     f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
+                     f"dropped in preparation)" for e in evals.values())
+
+def _intro(cfg, record) -> str:
+    "The card's first sentence: what the model is, trained on what, with which recipe."
+    recipe = f"with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`)"
+    corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
+              f"`{cfg.dataset_name}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
+    if cfg.model_name_or_path:
+        return (f"This model is a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path}) "
+                f"on {corpus}, {recipe}.")
+    return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
+            f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
+
+# %% ../nbs/08_card.ipynb #cff5bd14
+def _training_summary(record) -> str:
+    "Steps, epochs, time and throughput of the run, on which hardware and precision."
+    return (f"Training ran {record['global_step']} steps ({record['epoch']:.2f} epochs) in {record['train_loop_seconds']:.0f} s "
+            f"of training loop ({record['wall_seconds']:.0f} s wall) at {record['audio_seconds_per_second']} audio-seconds "
+            f"per second on {record['world_size']} x {record['device_name'] or record['device']} ({record['precision']}).")
+
+def _provenance(run) -> str:
+    "Commit, config hash, data and model fingerprints, hardware and wall time."
+    cfg, record, evals = run["cfg"], run["record"], run["evals"]
+    prov = record.get("provenance", {})
+    gpu = f", peak GPU memory {record['gpu_peak_allocated_mb']:.0f} MB" if "gpu_peak_allocated_mb" in record else ""
+    lines = [f"nynorsk_asr commit: {prov.get('git_commit') or 'unknown'}{' (with uncommitted changes)' if prov.get('git_dirty') else ''}",
+             f"config hash: {config_hash(cfg)} (`config.yaml`)",
+             "data fingerprints: " + ", ".join(f"{s} {r['fingerprint']}" for s, r in run["prep"]["splits"].items()),
+             f"model fingerprint: {next(iter(evals.values()))['model_fingerprint']} (`model.safetensors`)",
+             f"hardware: {record['world_size']} x {record['device_name'] or record['device']}, "
+             f"peak host memory {record['host_peak_rss_mb']:.0f} MB{gpu}",
+             f"wall time: {record['wall_seconds']:.0f} s"]
+    return "\n".join(f"- {l}" for l in lines) + "\n"
+
+# %% ../nbs/08_card.ipynb #90cab57a
+_USES = ("Transcribing Norwegian Nynorsk speech to lowercase text without punctuation or digits (numbers come out as "
+         "words, if at all), with `pipeline(\"automatic-speech-recognition\", model=...)`. The scores above are greedy "
+         "(no language model); an n-gram LM usually lowers WER further. Expect worse results on speech unlike the "
+         "training data (other domains, dialects, noisy audio), and do not use it where transcription errors can harm "
+         "people without a human check.")
+
 def render_card(run_dir) -> str:
     "The card's text, from the run directory alone."
     run = read_run(run_dir)
-    cfg, record, state, evals = run["cfg"], run["record"], run["state"], run["evals"]
-    name = model_name(cfg)
-    recipe = f"with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`)"
-    results = "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {e['decoder']} decoding, no language model: "
-                        f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
-                        f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
-                        f"dropped in preparation)" for e in evals.values())
-    corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
-              f"`{cfg.dataset_name}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
+    cfg, record, state = run["cfg"], run["record"], run["state"]
     best = state.get("best_metric")
-    if cfg.model_name_or_path:
-        intro = (f"This model is a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path}) "
-                 f"on {corpus}, {recipe}.")
-    else:
-        intro = (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
-                 f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
-    prov = record.get("provenance", {})
+    versions = "\n".join(f"- {k.capitalize()} {v}" for k, v in record["versions"].items())
     body = f"""
-# {name}
+# {model_name(cfg)}
 
-{intro}
+{_intro(cfg, record)}
 Every number in this card is read from the run directory that produced the model; the decoder is named with each score.
 
-{results}
+{_results(run["evals"])}
 - Best validation WER during training (greedy, `{cfg.eval_split_name}`): {best if best is None else f"{best:.4f}"}
 
 ## Model description
@@ -173,7 +205,7 @@ wav2vec2 with a CTC head over {len(run['vocab'])} symbols: the characters of the
 
 ## Intended uses & limitations
 
-Transcribing Norwegian Nynorsk speech to lowercase text without punctuation or digits (numbers come out as words, if at all), with `pipeline("automatic-speech-recognition", model=...)`. The scores above are greedy (no language model); an n-gram LM usually lowers WER further. Expect worse results on speech unlike the training data (other domains, dialects, noisy audio), and do not use it where transcription errors can harm people without a human check.
+{_USES}
 
 ## Training and evaluation data
 
@@ -190,29 +222,22 @@ The following hyperparameters were used during training:
 ![Learning curves](plots/training_curves.png)
 
 {markdown_table(results_rows(state['log_history']))}
-Training ran {record['global_step']} steps ({record['epoch']:.2f} epochs) in {record['train_loop_seconds']:.0f} s of training loop ({record['wall_seconds']:.0f} s wall) at {record['audio_seconds_per_second']} audio-seconds per second on {record['world_size']} x {record['device_name'] or record['device']} ({record['precision']}).
+{_training_summary(record)}
 
 ### Framework versions
 
-""" + "\n".join(f"- {k.capitalize()} {v}" for k, v in record["versions"].items()) + f"""
+{versions}
 
 ## Provenance
 
-- nynorsk_asr commit: {prov.get('git_commit') or 'unknown'}{' (with uncommitted changes)' if prov.get('git_dirty') else ''}
-- config hash: {config_hash(cfg)} (`config.yaml`)
-- data fingerprints: """ + ", ".join(f"{s} {r['fingerprint']}" for s, r in run["prep"]["splits"].items()) + f"""
-- model fingerprint: {next(iter(evals.values()))['model_fingerprint']} (`model.safetensors`)
-- hardware: {record['world_size']} x {record['device_name'] or record['device']}, peak host memory {record['host_peak_rss_mb']:.0f} MB{(', peak GPU memory ' + format(record['gpu_peak_allocated_mb'], '.0f') + ' MB') if 'gpu_peak_allocated_mb' in record else ''}
-- wall time: {record['wall_seconds']:.0f} s
-"""
-    data = card_data(run)
-    return f"---\n{data.to_yaml()}\n---\n{body}"
+{_provenance(run)}"""
+    return f"---\n{card_data(run).to_yaml()}\n---\n{body}"
 
 def write_card(run_dir) -> Path:
     "Write `<run_dir>/README.md` (and the learning-curve plot) from the run directory."
     run = Path(run_dir)
     text = render_card(run)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # plotting only: pyplot is slow to import and picks a backend
     plt.close(plot_training_curves(read_run(run)["state"]["log_history"], run/"plots"/"training_curves.png"))
     out = run/"README.md"
     tmp = out.with_suffix(".md.tmp"); tmp.write_text(text, encoding="utf-8"); os.replace(tmp, out)

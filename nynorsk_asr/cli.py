@@ -4,14 +4,14 @@
 
 # %% ../nbs/09_cli.ipynb #b9dbda54
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 from dataclasses import fields
 from pathlib import Path
-from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error
+from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error, field_help
 
 # %% auto #0
 __all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card', 'cmd_evaluate',
-           'main']
+           'quiet_bars_in_logs', 'main']
 
 # %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
@@ -19,9 +19,12 @@ def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="demo", help=f"one of {', '.join(available_presets())} or a YAML file")
     p.add_argument("--config_file", default=None, help="YAML file of overrides applied after the preset")
-    g = p.add_argument_group("config keys (override the preset)")
+    g = p.add_argument_group("config keys (override the preset; defaults are the preset's)")
+    helps = field_help()
     for f in fields(RunConfig):
-        if f.name != "preset": g.add_argument(f"--{f.name}", default=None, metavar="VALUE", help=f"{f.type}")
+        if f.name == "preset": continue
+        text = f"{helps[f.name]} ({f.type})" if helps[f.name] else f"{f.type}"
+        g.add_argument(f"--{f.name}", default=None, metavar="VALUE", help=text.replace("%", "%%"))
     return p
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="greedy WER/CER of a trained run on a split", allow_abbrev=False)
     ev.add_argument("run_dir"); ev.add_argument("--split", default="test")
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
+    ev.add_argument("--dataset_name", default=None, help="read the data from this copy instead of the run's recorded source")
     bn = sub.add_parser("bench", help="benchmarks: ours vs the standard HF recipe, same inputs, same run", allow_abbrev=False)
     bn.add_argument("kind", choices=["prep", "train", "infer"])
     bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 120), infer: clips (default 48)")
@@ -83,14 +87,22 @@ def cmd_card(args):
 
 def cmd_evaluate(args):
     from nynorsk_asr.evaluation import evaluate_run
-    r = evaluate_run(args.run_dir, args.split, args.batch_size, args.max_samples)
+    r = evaluate_run(args.run_dir, args.split, args.batch_size, args.max_samples, dataset_name=args.dataset_name)
     print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances, greedy) "
           f"-> {Path(args.run_dir)/'eval'/(args.split + '_greedy.json')}")
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
 
+def quiet_bars_in_logs():
+    "Progress bars redraw in place on a terminal; in a log file each redraw is a line. Off when stderr is not a TTY."
+    if sys.stderr.isatty(): return
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import datasets
+    datasets.disable_progress_bars()
+
 def main(argv=None):
     "Entry point of the `nynorsk-asr` console script."
+    quiet_bars_in_logs()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if args.command in ("evaluate", "card", "bench"):

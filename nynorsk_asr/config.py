@@ -11,7 +11,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'load_config',
-           'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash']
+           'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -252,3 +252,14 @@ def config_hash(cfg: RunConfig, keys=None) -> str:
     d = config_dict(cfg)
     if keys is not None: d = {k: d[k] for k in keys}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+# %% ../nbs/00_config.ipynb #76e14b88
+def field_help() -> dict[str, str]:
+    "Each RunConfig field's trailing comment in the package's `config.py` (empty for a field without one)."
+    import ast, io, tokenize
+    src = (files("nynorsk_asr")/"config.py").read_text(encoding="utf-8")
+    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "RunConfig")
+    line_of = {n.target.id: n.lineno for n in cls.body if isinstance(n, ast.AnnAssign)}
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
+    return {f.name: comments.get(line_of.get(f.name), "") for f in fields(RunConfig)}

@@ -5,52 +5,15 @@
 # %% ../nbs/02_data.ipynb #f005fcd1
 from __future__ import annotations
 import csv, json, os, re, tarfile
-from collections import defaultdict
 from pathlib import Path
-from datasets import Dataset, Features, Value
+from datasets import Dataset
 from .config import RunConfig, ConfigError
+from .corpus import CORPUS_FEATURES, Problems, canonical_split, corpus_from_rows, corpus_row, default_cache_dir
+from .synth import load_synthetic
 
 # %% auto #0
-__all__ = ['CORPUS_FEATURES', 'SPLIT_ALIASES', 'NPSC_CONFIGS', 'NPSC_LANGUAGE', 'canonical_split', 'split_names', 'Problems',
-           'corpus_from_rows', 'corpus_row', 'is_npsc_raw', 'load_npsc_raw', 'load_hub', 'download_npsc_raw',
-           'load_folder', 'default_cache_dir', 'source_kind', 'load_corpus_split']
-
-# %% ../nbs/02_data.ipynb #801dbc77
-CORPUS_FEATURES = Features({
-    "utterance_id": Value("string"), "speaker": Value("string"), "split": Value("string"),
-    "text": Value("string"), "audio": {"bytes": Value("binary"), "path": Value("string")}})
-
-SPLIT_ALIASES = {"validation": "validation", "eval": "validation", "dev": "validation", "valid": "validation",
-                 "train": "train", "test": "test"}
-
-def canonical_split(name: str) -> str:
-    "Map a split name to `train`/`validation`/`test` (NPSC's raw `eval` is `validation`); others pass."
-    return SPLIT_ALIASES.get(name.strip().lower(), name.strip())
-
-def split_names(spec: str) -> list[str]:
-    "`train+validation` -> ['train', 'validation']"
-    return [canonical_split(s) for s in spec.split("+")]
-
-# %% ../nbs/02_data.ipynb #cf2da8b3
-class Problems:
-    "Rows a loader had to skip, counted by reason, with a few example ids per reason."
-    def __init__(self, n_examples: int = 5): self.counts, self.examples, self.n = defaultdict(int), defaultdict(list), n_examples
-    def add(self, reason: str, example: str):
-        self.counts[reason] += 1
-        if len(self.examples[reason]) < self.n: self.examples[reason].append(example)
-    def as_dict(self) -> dict:
-        return {r: {"count": c, "examples": self.examples[r]} for r, c in sorted(self.counts.items())}
-    def __len__(self): return sum(self.counts.values())
-
-def corpus_from_rows(rows: list[dict]) -> Dataset:
-    "A corpus split (the five standard columns) from a list of row dicts."
-    return Dataset.from_list(rows, features=CORPUS_FEATURES) if rows else Dataset.from_dict(
-        {k: [] for k in CORPUS_FEATURES}, features=CORPUS_FEATURES)
-
-def corpus_row(utterance_id, speaker, split, text, path=None, data=None) -> dict:
-    "One row in the standard corpus columns (audio as a path or encoded bytes)."
-    return {"utterance_id": str(utterance_id), "speaker": "" if speaker is None else str(speaker), "split": split,
-            "text": text if isinstance(text, str) else None, "audio": {"bytes": data, "path": None if path is None else str(path)}}
+__all__ = ['NPSC_CONFIGS', 'NPSC_LANGUAGE', 'is_npsc_raw', 'load_npsc_raw', 'load_hub', 'download_npsc_raw', 'load_folder',
+           'source_kind', 'load_corpus_split']
 
 # %% ../nbs/02_data.ipynb #0e8579c6
 NPSC_CONFIGS = ("16K_mp3", "16K_mp3_bokmaal", "16K_mp3_nynorsk", "48K_mp3", "48K_mp3_bokmaal", "48K_mp3_nynorsk")
@@ -201,11 +164,6 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     return corpus_from_rows(rows), problems
 
 # %% ../nbs/02_data.ipynb #568eca34
-def default_cache_dir(cfg: RunConfig | None = None) -> Path:
-    "Cache root: `cfg.cache_dir`, else `$NYNORSK_ASR_CACHE`, else `~/.cache/nynorsk_asr`."
-    d = (cfg.cache_dir if cfg is not None else None) or os.environ.get("NYNORSK_ASR_CACHE") or Path.home()/".cache"/"nynorsk_asr"
-    return Path(d)
-
 def source_kind(cfg: RunConfig) -> str:
     "`synthetic`, `npsc_raw`, `folder` or `hub`."
     if cfg.dataset_name == "synthetic": return "synthetic"
@@ -218,9 +176,7 @@ def source_kind(cfg: RunConfig) -> str:
 def load_corpus_split(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     "One source split in the standard columns, plus the rows the source could not read."
     kind = source_kind(cfg)
-    if kind == "synthetic":
-        from nynorsk_asr.synth import load_synthetic
-        return load_synthetic(cfg, split), Problems()
+    if kind == "synthetic": return load_synthetic(cfg, split), Problems()
     if kind == "npsc_raw":
         if cfg.dataset_config_name is None: raise ConfigError("a local NPSC copy needs dataset_config_name, e.g. '16K_mp3_nynorsk'")
         return load_npsc_raw(cfg.dataset_name, cfg.dataset_config_name, split, default_cache_dir(cfg), cfg.text_column_name)

@@ -4,42 +4,27 @@
 
 # %% ../nbs/07_evaluate.ipynb #08b686d3
 from __future__ import annotations
-import hashlib, json, os, time
+import dataclasses, hashlib, json, os, time
 from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
 from tqdm.auto import tqdm
-import evaluate, jiwer
-from .metrics import error_counts
+import jiwer
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+from .config import RunConfig, load_run_config
+from .ctc import CTCCollator, greedy_ids
+from .prep import prepare_split
+from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['METRICS_DIR', 'load_metric', 'error_rates', 'transcribe', 'utterance_errors', 'evaluate_run', 'group_of',
-           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
-
-# %% ../nbs/07_evaluate.ipynb #c6245774
-from importlib.resources import files
-METRICS_DIR = Path(str(files("nynorsk_asr")/"metrics"))  # the metric modules ship inside the package
-
-# %% ../nbs/07_evaluate.ipynb #8ecccf34
-_metrics = {}
-def load_metric(name: str):
-    "The package's own `evaluate` module for `name` ('wer' or 'cer'), loaded by path (works offline)."
-    if name not in ("wer", "cer"): raise ValueError(f"metric {name!r}: this package ships 'wer' and 'cer'")
-    if name not in _metrics: _metrics[name] = evaluate.load(str(METRICS_DIR/name))
-    return _metrics[name]
-
-def error_rates(predictions: list[str], references: list[str]) -> dict:
-    "Corpus WER and CER of `predictions` against `references`."
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    return {"wer": load_metric("wer").compute(predictions=predictions, references=references)["wer"],
-            "cer": load_metric("cer").compute(predictions=predictions, references=references)["cer"]}
+__all__ = ['transcribe', 'RunNotTrainedError', 'DataUnavailableError', 'load_run_model', 'recorded_source', 'load_eval_split',
+           'evaluate_run', 'write_json', 'group_of', 'rates_by_group', 'character_edits', 'worst_utterances',
+           'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
                progress: bool = True) -> list[str]:
     "Greedy CTC transcripts of normalised 16 kHz `input_values` (a list of 1-D arrays), in input order."
-    from nynorsk_asr.train import CTCCollator, greedy_ids
     device = device or next(model.parameters()).device
     order = np.argsort([len(x) for x in input_values])[::-1]
     out = [None] * len(input_values)
@@ -56,36 +41,71 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
     return out
 
 # %% ../nbs/07_evaluate.ipynb #3f7c5f2b
+class RunNotTrainedError(FileNotFoundError):
+    "The run directory holds no trained model."
+
+class DataUnavailableError(FileNotFoundError):
+    "The data a run was prepared from cannot be read any more."
+
 def _file_hash(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()[:16]
 
-def utterance_errors(reference: str, hypothesis: str) -> dict:
-    "Word and character edit counts of one utterance."
-    word_errors, words = error_counts(reference, hypothesis, "word")
-    char_errors, chars = error_counts(reference, hypothesis, "char")
-    return {"word_errors": word_errors, "words": words, "char_errors": char_errors, "chars": chars}
+def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
+    "The run's final model (in eval mode, on `device`) and processor; `RunNotTrainedError` when there is none."
+    run_dir = Path(run_dir)
+    weights = run_dir/"model.safetensors"
+    if not weights.is_file():
+        raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
+                                 f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
+    model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
+    return model, processor
 
+# %% ../nbs/07_evaluate.ipynb #049b9e49
+def recorded_source(run_dir) -> dict:
+    "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
+    path = Path(run_dir)/"prep_report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {"source": report.get("source"),
+            "corpus_fingerprints": {s: r.get("corpus_fingerprint") for s, r in report.get("splits", {}).items()}}
+
+def load_eval_split(run_dir, cfg: RunConfig, split: str):
+    "The prepared `split` for evaluating the run: (rows, report); `DataUnavailableError` when its source is gone."
+    recorded = recorded_source(run_dir)
+    try: ds, report = prepare_split(cfg, split)
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        fp = recorded["corpus_fingerprints"].get(split)
+        raise DataUnavailableError(
+            f"evaluating {run_dir} on split {split!r} needs the data the run was prepared from, "
+            f"dataset_name={cfg.dataset_name!r}" + (f" (corpus fingerprint {fp})" if fp else "") +
+            f", recorded in {Path(run_dir)/'config.yaml'}; it cannot be read: {e}. Restore it, or point the "
+            "evaluation at a copy with --dataset_name") from e
+    before = recorded["corpus_fingerprints"].get(split)
+    if before and report.get("corpus_fingerprint") not in (None, before):
+        print(f"warning: split {split!r} of {cfg.dataset_name} changed since the run was prepared "
+              f"(corpus fingerprint {before} then, {report['corpus_fingerprint']} now)", flush=True)
+    return ds, report
+
+# %% ../nbs/07_evaluate.ipynb #942ec103
 def evaluate_run(run_dir,                 # a trained run directory
                  split: str = "test",     # source split to evaluate
                  batch_size: int | None = None,  # default: the run's per_device_eval_batch_size
                  max_samples: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True,
+                 dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
+                ) -> dict:
     "Greedy WER/CER of the run's final model on `split`; writes and returns `eval/<split>_greedy.json`."
-    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
-    from nynorsk_asr.config import load_run_config
-    from nynorsk_asr.prep import prepare_split
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    weights = run_dir/"model.safetensors"
-    if not weights.is_file(): raise FileNotFoundError(f"{weights} not found: train the run first (`nynorsk-asr train`)")
-    processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = Wav2Vec2ForCTC.from_pretrained(str(run_dir)).to(device)
-    ds, report = prepare_split(cfg, split)
+    if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
+    model, processor = load_run_model(run_dir)
+    ds, report = load_eval_split(run_dir, cfg, split)
     if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
+    device = next(model.parameters()).device
     t0 = time.perf_counter()
     hyps = transcribe(model, processor, [np.asarray(x, np.float32) for x in ds["input_values"]],
                       batch_size or cfg.per_device_eval_batch_size, device, progress)
@@ -99,13 +119,17 @@ def evaluate_run(run_dir,                 # a trained run directory
               "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
               "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
               "real_time_factor": round(seconds / max(audio, 1e-9), 4),
-              "model_fingerprint": _file_hash(weights), "data_fingerprint": report["fingerprint"],
+              "model_fingerprint": _file_hash(run_dir/"model.safetensors"), "data_fingerprint": report["fingerprint"],
               "dataset": {"name": cfg.dataset_name, "config": cfg.dataset_config_name},
-              "device": device, "utterances": utterances}
-    out = run_dir/"eval"/f"{split}_greedy.json"; out.parent.mkdir(exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, out)
+              "device": str(device), "utterances": utterances}
+    write_json(run_dir/"eval"/f"{split}_greedy.json", result)
     return result
+
+def write_json(path, doc: dict):
+    "Write `doc` to `path` atomically (a temporary file renamed into place)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, path)
 
 # %% ../nbs/07_evaluate.ipynb #c3dae3ec
 def group_of(utterance: dict, by: str = "speaker") -> str:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 from .config import RunConfig
+from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['CONV_KERNEL', 'CONV_STRIDE', 'model_config', 'build_model', 'count_parameters']
+__all__ = ['model_config', 'build_model', 'count_parameters']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
-CONV_KERNEL, CONV_STRIDE = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
-
 def _regularisation(cfg: RunConfig, processor) -> dict:
     "Config values the run sets whatever the model's origin: dropout, masking, CTC, vocabulary."
     return dict(attention_dropout=cfg.attention_dropout, activation_dropout=cfg.activation_dropout,
@@ -45,7 +44,8 @@ def build_model(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
         model = model.to(memory_format=torch.contiguous_format)
     _use_sdpa(model)
     if cfg.freeze_feature_encoder: model.freeze_feature_encoder()
-    if cfg.gradient_checkpointing: model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # transformers 5.24 renamed it; older 5.x releases may have only the old name
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     return model
 
 def _use_sdpa(model):

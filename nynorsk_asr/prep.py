@@ -11,17 +11,19 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
-from .config import RunConfig, config_hash
+from .config import RunConfig, config_hash, save_config
 from .text import CleaningRules, clean_with_reason, unknown_characters
-from .data import load_corpus_split, split_names, default_cache_dir, Problems
+from .corpus import Problems, split_names, default_cache_dir
+from .ctc import ctc_frames, ctc_frames_needed
+from .data import load_corpus_split
+from .vocab import make_processor, build_processor
 
 # %% auto #0
-__all__ = ['FRAMES_PER_SAMPLE', 'SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'decode_audio', 'normalize',
-           'ctc_frames_needed', 'summarize', 'corpus_fingerprint', 'prepare_rows', 'prepare_split', 'prepare',
-           'save_report', 'format_report', 'prepare_run']
+__all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'decode_audio', 'normalize', 'summarize',
+           'corpus_fingerprint', 'prepare_rows', 'prepare_split', 'prepare', 'source_record', 'save_report',
+           'format_report', 'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
-FRAMES_PER_SAMPLE = 1 / 320  # wav2vec2's conv encoder: 320x downsampling, 50 frames per second at 16 kHz
 SILENCE_PEAK = 1e-4          # -80 dBFS
 
 def decode_audio(audio: dict,               # {"path": str | None, "bytes": bytes | None}
@@ -58,12 +60,8 @@ def normalize(x: np.ndarray) -> np.ndarray:
     "Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) does."
     return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
 
-def ctc_frames_needed(text: str) -> int:
-    "Frames CTC needs for `text`: one per character plus a blank between repeated characters."
-    return len(text) + sum(a == b for a, b in zip(text, text[1:]))
-
 # %% ../nbs/03a_prep.ipynb #3db9d67e
-PREP_VERSION = 1  # bump when preparation's output changes, to invalidate caches
+PREP_VERSION = 2  # bump when preparation's output changes, to invalidate caches (2: frame filter = the model's frame count)
 
 PREPARED_FEATURES = Features({
     "utterance_id": Value("string"), "speaker": Value("string"), "split": Value("string"),
@@ -85,7 +83,7 @@ def _prepare_row(raw, audio, rules: CleaningRules, sampling_rate: int, min_durat
         seconds = len(x) / sampling_rate
         if seconds < min_duration: reason = "too_short"
         elif seconds > max_duration: reason = "too_long"
-        elif ctc_frames_needed(text) > int(len(x) * FRAMES_PER_SAMPLE): reason = "text_longer_than_frames"
+        elif ctc_frames_needed(text) > ctc_frames(len(x)): reason = "text_longer_than_frames"
     if reason is not None: return "", np.zeros(0, np.float32), fixes, reason
     if unknown_characters(raw, rules): fixes.append("unknown_characters_deleted")
     return text, normalize(x), fixes, None
@@ -156,7 +154,8 @@ def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Da
 def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     "Prepare one source split: (kept rows, report section). Cached; see above."
     corpus, problems = load_corpus_split(cfg, split)
-    key = hashlib.sha256(json.dumps([corpus_fingerprint(corpus), config_hash(cfg, PREP_KEYS), PREP_VERSION,
+    corpus_fp = corpus_fingerprint(corpus)
+    key = hashlib.sha256(json.dumps([corpus_fp, config_hash(cfg, PREP_KEYS), PREP_VERSION,
                                      problems.as_dict()]).encode()).hexdigest()[:16]
     cache = default_cache_dir(cfg)/"prepared"/f"{split}-{key}"
     if (cache/"report.json").is_file():
@@ -165,7 +164,7 @@ def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     prepared = prepare_rows(corpus, cfg, desc=f"preparing {split}")
     seconds = time.perf_counter() - t0
     report = summarize(prepared, problems)
-    report.update(split=split, fingerprint=key, prep_seconds=round(seconds, 2),
+    report.update(split=split, fingerprint=key, corpus_fingerprint=corpus_fp, prep_seconds=round(seconds, 2),
                   audio_seconds_per_second=round(report["kept_hours"] * 3600 / max(seconds, 1e-9), 1))
     kept = prepared.filter(lambda r: r == "", input_columns="drop_reason").remove_columns(["drop_reason", "fixes"])
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
@@ -186,16 +185,20 @@ def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
     evals = concatenate_datasets([splits[s] for s in split_names(cfg.eval_split_name)])
     if cfg.max_train_samples: train = train.select(range(min(cfg.max_train_samples, len(train))))
     if cfg.max_eval_samples: evals = evals.select(range(min(cfg.max_eval_samples, len(evals))))
-    if write_report: save_report(out, reports, {"train": len(train), "eval": len(evals)})
+    if write_report: save_report(out, reports, {"train": len(train), "eval": len(evals)}, source_record(cfg))
     return DatasetDict(train=train, eval=evals)
 
-def save_report(out: Path, reports: dict, used: dict):
-    "Write `prep_report.json`: each split's section, the rows used, totals by reason."
+def source_record(cfg: RunConfig) -> dict:
+    "Which data a run is prepared from, as recorded in `prep_report.json` (evaluation checks it)."
+    return {k: getattr(cfg, k) for k in ("dataset_name", "dataset_config_name", "dataset_revision")}
+
+def save_report(out: Path, reports: dict, used: dict, source: dict | None = None):
+    "Write `prep_report.json`: the source, each split's section, the rows used, totals by reason."
     out.mkdir(parents=True, exist_ok=True)
     total = Counter()
     for r in reports.values():
         for reason, v in r["dropped_by_reason"].items(): total[reason] += v["count"]
-    doc = {"splits": reports, "used": used, "dropped_total_by_reason": dict(sorted(total.items())),
+    doc = {"source": source, "splits": reports, "used": used, "dropped_total_by_reason": dict(sorted(total.items())),
            "kept_total": sum(r["kept"] for r in reports.values()), "rows_total": sum(r["rows"] for r in reports.values())}
     tmp = out/"prep_report.json.tmp"
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, out/"prep_report.json")
@@ -213,8 +216,6 @@ def format_report(report: dict) -> str:
 def prepare_run(cfg: RunConfig, write: bool = True):
     """Write config.yaml, prepare the data (prep_report.json), write vocab.json and the processor.
     Returns (data, processor). With `write=False` (ranks other than 0) nothing is written to the run directory."""
-    from nynorsk_asr.config import save_config
-    from nynorsk_asr.vocab import make_processor, build_processor
     if write: save_config(cfg)
     data = prepare(cfg, write_report=write)
     texts = list(data["train"]["text"]) + list(data["eval"]["text"])

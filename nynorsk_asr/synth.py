@@ -10,7 +10,7 @@ from itertools import product
 from pathlib import Path
 from tqdm.auto import tqdm
 from .config import RunConfig
-from .data import corpus_from_rows, corpus_row, canonical_split, default_cache_dir
+from .corpus import corpus_from_rows, corpus_row, canonical_split, default_cache_dir
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'VARIANTS', 'SPLITS', 'synthetic_sentences', 'word_types', 'speaker_voice', 'espeak_command',

@@ -4,19 +4,24 @@
 
 # %% ../nbs/06_train.ipynb #d3083bef
 from __future__ import annotations
-import json, os, platform, re, resource, shutil, sys, time
-from dataclasses import dataclass
+import json, os, re, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
-import transformers
-from transformers import Trainer, TrainingArguments, TrainerCallback
+from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
+from transformers.utils.notebook import NotebookProgressCallback
 from .config import RunConfig, ConfigError, config_hash
+from .ctc import CTCCollator, greedy_ids
+from .model import build_model, count_parameters
+from .prep import prepare_run
+from .provenance import git_provenance, hardware_name, library_versions, peak_memory_mb
+from .scoring import error_rates
+from .vocab import save_processor
 
 # %% auto #0
-__all__ = ['COMPLETE_MARKER', 'choose_precision', 'CTCCollator', 'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints',
-           'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'PrintProgress', 'greedy_ids',
-           'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer', 'peak_memory_mb', 'hardware_name',
-           'git_provenance', 'library_versions', 'train_run']
+__all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'choose_precision', 'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints',
+           'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'PrintProgress', 'progress_line',
+           'BarOnly', 'quiet_progress', 'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer',
+           'training_sets', 'build_trainer', 'resume_point', 'save_final', 'run_record', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -34,30 +39,6 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
     if requested == "bf16" and cuda and not bf16_ok:
         raise ConfigError(f"precision='bf16' is not supported by {torch.cuda.get_device_name()}; use 'auto' or 'fp16'")
     return requested, "requested"
-
-# %% ../nbs/06_train.ipynb #ac0c9973
-@dataclass
-class CTCCollator:
-    "Pad `input_values` (+ attention mask) and `labels` (padding -> -100) of a list of prepared rows."
-    pad_to_multiple_of: int | None = None  # 8 on GPU: frames and label lengths become multiples of 8
-    samples_per_frame: int = 320
-
-    def __call__(self, features: list[dict]) -> dict:
-        audio = [np.asarray(f["input_values"], dtype=np.float32) for f in features]
-        labels = [f["labels"] for f in features]
-        T = max(map(len, audio))
-        L = max(map(len, labels))
-        if self.pad_to_multiple_of:
-            m = self.pad_to_multiple_of
-            T = -(-T // (m * self.samples_per_frame)) * m * self.samples_per_frame
-            L = -(-L // m) * m
-        values = np.zeros((len(audio), T), dtype=np.float32)
-        mask = np.zeros((len(audio), T), dtype=np.int64)
-        for i, a in enumerate(audio): values[i, :len(a)], mask[i, :len(a)] = a, 1
-        label_ids = np.full((len(labels), L), -100, dtype=np.int64)
-        for i, l in enumerate(labels): label_ids[i, :len(l)] = l
-        return {"input_values": torch.from_numpy(values), "attention_mask": torch.from_numpy(mask),
-                "labels": torch.from_numpy(label_ids)}
 
 # %% ../nbs/06_train.ipynb #64cb00f6
 def add_labels(ds, processor):
@@ -94,6 +75,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
                 tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
                 os.replace(tmp, folder/COMPLETE_MARKER)
 
+# %% ../nbs/06_train.ipynb #df5072ab
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
     "(step, folder, complete) of every `checkpoint-N` in `output_dir`, by step."
     out = []
@@ -122,28 +104,31 @@ class PrintProgress(TrainerCallback):
     def on_train_begin(self, args, state, control, **kw): self.t0, self.step0 = time.perf_counter(), state.global_step
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero or not logs: return
-        done = state.global_step - self.step0
-        elapsed = time.perf_counter() - self.t0
-        left = elapsed / done * (state.max_steps - state.global_step) if done else float("nan")
-        head = f"step {state.global_step}/{state.max_steps} ({elapsed:.0f} s, ~{left / 60:.1f} min left)"
-        if "eval_wer" in logs:
-            print(f"{head}  eval loss {logs['eval_loss']:.4f}  WER {logs['eval_wer']:.4f}  CER {logs['eval_cer']:.4f}", flush=True)
-        elif "loss" in logs:
-            print(f"{head}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}", flush=True)
+        line = progress_line(state.global_step, state.max_steps, time.perf_counter() - self.t0,
+                             state.global_step - self.step0, logs)
+        if line: print(line, flush=True)
+
+def progress_line(step: int, max_steps: int, elapsed: float, done: int, logs: dict) -> str | None:
+    "The line `PrintProgress` prints for one log of the Trainer (None for logs it does not report)."
+    left = elapsed / done * (max_steps - step) if done else float("nan")
+    head = f"step {step}/{max_steps} ({elapsed:.0f} s, ~{left / 60:.1f} min left)"
+    if "eval_wer" in logs: return f"{head}  eval loss {logs['eval_loss']:.4f}  WER {logs['eval_wer']:.4f}  CER {logs['eval_cer']:.4f}"
+    if "loss" in logs: return f"{head}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}"
+    return None
+
+class BarOnly(ProgressCallback):
+    "transformers' tqdm bars without the dict it writes under them at every log."
+    def on_log(self, args, state, control, logs=None, **kwargs): pass
+
+def quiet_progress(trainer: Trainer, terminal: bool | None = None) -> Trainer:
+    "Replace transformers' progress printing: a bar on a terminal (`terminal`, default: is stderr a TTY), nothing else."
+    for cb in (PrinterCallback, ProgressCallback, NotebookProgressCallback): trainer.remove_callback(cb)
+    if sys.stderr.isatty() if terminal is None else terminal: trainer.add_callback(BarOnly())
+    return trainer
 
 # %% ../nbs/06_train.ipynb #70896f26
-def greedy_ids(model, logits: torch.Tensor, attention_mask: torch.Tensor | None, fill: int = -100) -> torch.Tensor:
-    "Argmax ids of CTC `logits`, with the frames past each utterance's end set to `fill`."
-    ids = logits.argmax(dim=-1)
-    if attention_mask is not None:
-        model = getattr(model, "module", model)
-        lengths = model._get_feat_extract_output_lengths(attention_mask.sum(-1)).to(ids.device)
-        ids = ids.masked_fill(torch.arange(ids.shape[1], device=ids.device)[None, :] >= lengths[:, None], fill)
-    return ids
-
 def metrics_fn(processor):
     "A `compute_metrics` for the Trainer: WER and CER of greedy hypotheses."
-    from nynorsk_asr.evaluation import error_rates
     pad = processor.tokenizer.pad_token_id
     def compute(pred):
         ids = np.where(pred.predictions == -100, pad, pred.predictions)
@@ -204,112 +189,96 @@ class TimedTrainer(Trainer):
         return loss, logits, labels
 
 # %% ../nbs/06_train.ipynb #04ff445a
-def peak_memory_mb() -> dict:
-    "Peak host RSS and, on GPU, peak allocated device memory, in MB."
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
-    out = {"host_peak_rss_mb": round(rss, 1)}
-    if torch.cuda.is_available(): out["gpu_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
-    return out
-
-def hardware_name() -> str:
-    "The GPU's name, or the CPU model with its core count."
-    if torch.cuda.is_available(): return torch.cuda.get_device_name()
-    model = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"): model = line.split(":", 1)[1].strip(); break
-    except OSError: pass
-    return f"{model} ({os.cpu_count()} cores)"
-
-def git_provenance() -> dict:
-    "The commit of the nynorsk_asr checkout in use, and whether it had uncommitted changes."
-    import subprocess
-    root = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True).stdout.strip())
-        return {"git_commit": commit, "git_dirty": dirty}
-    except (OSError, subprocess.CalledProcessError): return {"git_commit": None, "git_dirty": None}
-
-def library_versions() -> dict:
-    "Versions of the libraries a run depends on (None for one that is not installed)."
-    from importlib.metadata import version, PackageNotFoundError
-    def v(name):
-        try: return version(name)
-        except PackageNotFoundError: return None
-    return {"transformers": transformers.__version__, "pytorch": torch.__version__, "datasets": v("datasets"),
-            "tokenizers": v("tokenizers"), "evaluate": v("evaluate"), "python": platform.python_version()}
-
 def _log(msg: str):
     if int(os.environ.get("RANK", "0")) == 0: print(msg, flush=True)
 
-def train_run(cfg: RunConfig,
-              prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
-             ) -> dict:
-    "Train (or resume) the run of `cfg` in `cfg.output_dir`; return the `train_record.json` contents."
-    from nynorsk_asr.prep import prepare_run
-    from nynorsk_asr.model import build_model, count_parameters
-    t_start = time.perf_counter()
-    precision, why = choose_precision(cfg.precision)
-    args = training_arguments(cfg, precision)
-    main = args.process_index == 0
-    _log(f"precision: {precision} ({why}); world size {args.world_size}; device {args.device}")
-    if prepared is not None and args.world_size == 1: data, processor = prepared
-    else:
-        with args.main_process_first(desc="data preparation"):
-            data, processor = prepare_run(cfg, write=main)
-    # numpy rows: Arrow -> numpy without building Python lists of floats (3x faster batches here)
-    columns = ["input_values", "labels", "input_length"]
-    train_ds = add_labels(data["train"], processor).with_format("numpy", columns=columns)
-    eval_ds = add_labels(data["eval"], processor).with_format("numpy", columns=columns)
-    if len(train_ds) == 0: raise RuntimeError(f"no training rows left after preparation; see {cfg.output_dir}/prep_report.json")
-    model = build_model(cfg, processor)
-    _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
+TRAIN_COLUMNS = ["input_values", "labels", "input_length"]
+
+def training_sets(data, processor) -> tuple:
+    "Train and eval rows with labels, read as numpy (Arrow -> numpy without Python lists of floats: 3x faster batches here)."
+    train_ds = add_labels(data["train"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
+    eval_ds = add_labels(data["eval"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
+    return train_ds, eval_ds
+
+def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, train_ds, eval_ds) -> TimedTrainer:
+    "The run's Trainer: CTC collator, greedy WER/CER, complete-checkpoint markers, plain progress lines."
     trainer = TimedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                            data_collator=CTCCollator(pad_to_multiple_of=8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
                            callbacks=[MarkCompleteCheckpoints(), PrintProgress()])
-    from transformers.utils.notebook import NotebookProgressCallback
-    trainer.remove_callback(NotebookProgressCallback)  # PrintProgress's lines show under papermill and in CI logs
     trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
-    if main:
-        for p in set_aside_incomplete(cfg.output_dir): _log(f"set aside unfinished checkpoint: {p}")
+    return quiet_progress(trainer)
+
+# %% ../nbs/06_train.ipynb #37011521
+def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:
+    "The checkpoint to resume from (None: start afresh) and its step and epoch; unfinished ones set aside first."
+    if args.process_index == 0:
+        for p in set_aside_incomplete(output_dir): _log(f"set aside unfinished checkpoint: {p}")
     if args.world_size > 1: torch.distributed.barrier()
-    resume = last_complete_checkpoint(cfg.output_dir)
+    resume = last_complete_checkpoint(output_dir)
     if resume: _log(f"resuming from {resume}")
     start = json.loads((resume/"trainer_state.json").read_text()) if resume else {"global_step": 0, "epoch": 0.0}
+    return resume, start
+
+def save_final(trainer: TimedTrainer, processor, output_dir):
+    "The best model (safetensors), the processor (transformers 4 and 5 layouts) and the Trainer's state."
+    trainer.save_model(output_dir)  # the best model (load_best_model_at_end)
+    save_processor(processor, output_dir)
+    trainer.save_state()
+
+# %% ../nbs/06_train.ipynb #a66ade6d
+def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precision: tuple[str, str],
+               resume: Path | None, start: dict, seconds: dict, train_loss: float) -> dict:
+    "The contents of `train_record.json`: what ran, where, how fast, with which code and libraries."
+    args, state = trainer.args, trainer.state
+    steps, epochs = state.global_step - start["global_step"], state.epoch - start["epoch"]  # this session
+    train_only = max(seconds["train_loop"] - trainer.eval_seconds, 1e-9)
+    return {"precision": precision[0], "precision_reason": precision[1], "device": str(args.device),
+            "device_name": hardware_name(), "world_size": args.world_size,
+            "resumed_from": str(resume) if resume else None,
+            "global_step": state.global_step, "steps_this_session": steps, "epoch": state.epoch,
+            "train_samples": len(trainer.train_dataset), "eval_samples": len(trainer.eval_dataset),
+            "train_audio_hours": round(train_hours, 4),
+            "wall_seconds": round(seconds["wall"], 1), "train_loop_seconds": round(seconds["train_loop"], 1),
+            "eval_seconds": round(trainer.eval_seconds, 1),
+            "audio_seconds_per_second": round(epochs * train_hours * 3600 / train_only, 1),
+            "samples_per_second": round(steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+                                        * args.world_size / train_only, 2),
+            "best_model_checkpoint": state.best_model_checkpoint, "best_metric": state.best_metric,
+            "train_loss": train_loss, **peak_memory_mb(), "parameters": count_parameters(trainer.model),
+            "config_hash": config_hash(cfg), "versions": library_versions(), "provenance": git_provenance()}
+
+# %% ../nbs/06_train.ipynb #b554cca8
+def train_run(cfg: RunConfig,
+              prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
+             ) -> dict | None:  # the `train_record.json` contents (None on ranks other than 0)
+    "Train (or resume) the run of `cfg` in `cfg.output_dir`; return the `train_record.json` contents."
+    t_start = time.perf_counter()
+    precision = choose_precision(cfg.precision)
+    args = training_arguments(cfg, precision[0])
+    main = args.process_index == 0
+    _log(f"precision: {precision[0]} ({precision[1]}); world size {args.world_size}; device {args.device}")
+    if prepared is not None and args.world_size == 1: data, processor = prepared
+    else:
+        with args.main_process_first(desc="data preparation"):
+            data, processor = prepare_run(cfg, write=main)
+    train_ds, eval_ds = training_sets(data, processor)
+    if len(train_ds) == 0: raise RuntimeError(f"no training rows left after preparation; see {cfg.output_dir}/prep_report.json")
+    model = build_model(cfg, processor)
+    _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
+    trainer = build_trainer(cfg, args, model, processor, train_ds, eval_ds)
+    resume, start = resume_point(cfg.output_dir, args)
     t_train = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    train_wall = time.perf_counter() - t_train
+    seconds = {"train_loop": time.perf_counter() - t_train}
     record = None
     if main:
-        trainer.save_model(cfg.output_dir)  # the best model (load_best_model_at_end), safetensors
-        processor.save_pretrained(cfg.output_dir)
-        from nynorsk_asr.vocab import save_vocab
-        save_vocab(json.loads((Path(cfg.output_dir)/"vocab.json").read_text()), cfg.output_dir)
-        trainer.save_state()
-        steps = trainer.state.global_step - start["global_step"]
-        epochs = trainer.state.epoch - start["epoch"]  # fraction of the training set seen in this session
-        audio_per_epoch = float(np.sum(data["train"]["duration"]))
-        train_only = max(train_wall - trainer.eval_seconds, 1e-9)
-        record = {"precision": precision, "precision_reason": why, "device": str(args.device),
-                  "device_name": hardware_name(),
-                  "world_size": args.world_size, "resumed_from": str(resume) if resume else None,
-                  "global_step": trainer.state.global_step, "steps_this_session": steps,
-                  "epoch": trainer.state.epoch, "train_samples": len(train_ds), "eval_samples": len(eval_ds),
-                  "train_audio_hours": round(audio_per_epoch / 3600, 4),
-                  "wall_seconds": round(time.perf_counter() - t_start, 1), "train_loop_seconds": round(train_wall, 1),
-                  "eval_seconds": round(trainer.eval_seconds, 1),
-                  "audio_seconds_per_second": round(epochs * audio_per_epoch / train_only, 1),
-                  "samples_per_second": round(steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
-                                              * args.world_size / train_only, 2),
-                  "best_model_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
-                  "train_loss": result.training_loss, **peak_memory_mb(),
-                  "parameters": count_parameters(model), "config_hash": config_hash(cfg),
-                  "versions": library_versions(), "provenance": git_provenance()}
+        save_final(trainer, processor, cfg.output_dir)
+        seconds["wall"] = time.perf_counter() - t_start
+        record = run_record(cfg, trainer, float(np.sum(data["train"]["duration"])) / 3600, precision, resume, start,
+                            seconds, result.training_loss)
         (Path(cfg.output_dir)/"train_record.json").write_text(json.dumps(record, indent=1))
-        _log(f"trained {steps} steps in {train_wall:.0f} s ({record['audio_seconds_per_second']} audio-s/s); "
-             f"best wer {trainer.state.best_metric}")
+        _log(f"trained {record['steps_this_session']} steps in {seconds['train_loop']:.0f} s "
+             f"({record['audio_seconds_per_second']} audio-s/s); best wer {trainer.state.best_metric}")
     if args.world_size > 1: torch.distributed.barrier()
     return record

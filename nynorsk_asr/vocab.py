@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 # %% auto #0
-__all__ = ['WORD_DELIMITER', 'UNK', 'PAD', 'build_vocab', 'save_vocab', 'build_processor', 'make_processor']
+__all__ = ['WORD_DELIMITER', 'UNK', 'PAD', 'build_vocab', 'save_vocab', 'build_processor', 'save_processor', 'make_processor']
 
 # %% ../nbs/04_vocab.ipynb #1fe3c7b9
 WORD_DELIMITER, UNK, PAD = "|", "[UNK]", "[PAD]"
@@ -40,10 +40,15 @@ def build_processor(vocab_path,                 # a vocab.json as written by `sa
                                          do_normalize=True, return_attention_mask=True)
     return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
 
+def save_processor(processor: Wav2Vec2Processor, output_dir) -> None:
+    "Write the processor so transformers 5 and 4.x both load it; `vocab.json` keeps the seed's id order."
+    vocab = processor.tokenizer.get_vocab()
+    processor.save_pretrained(str(output_dir))
+    processor.feature_extractor.save_pretrained(str(output_dir))  # preprocessor_config.json, read by transformers 4.x
+    save_vocab(dict(sorted(vocab.items(), key=lambda kv: kv[1])), output_dir)
+
 def make_processor(texts, output_dir, sampling_rate: int = 16000) -> Wav2Vec2Processor:
     "Build the vocabulary from `texts`, write `vocab.json` and the processor files into `output_dir`."
-    vocab = build_vocab(texts)
-    processor = build_processor(save_vocab(vocab, output_dir), sampling_rate)
-    processor.save_pretrained(str(output_dir))
-    save_vocab(vocab, output_dir)  # the tokenizer rewrites it sorted by symbol; keep the seed's id order
+    processor = build_processor(save_vocab(build_vocab(texts), output_dir), sampling_rate)
+    save_processor(processor, output_dir)
     return processor

@@ -1,11 +1,11 @@
 """Word error rate as an `evaluate` metric module, shipped inside nynorsk_asr so it loads offline.
 
-Load it with `evaluate.load(<path to this folder>)` (see `nynorsk_asr.evaluation.load_metric`).
+Load it with `evaluate.load(<path to this folder>)` (see `nynorsk_asr.scoring.load_metric`).
 WER = (substitutions + deletions + insertions) / words in the references, pooled over the corpus.
 """
 import datasets
 import evaluate
-from nynorsk_asr.metrics import error_counts
+from nynorsk_asr.scoring import error_counts
 
 _DESCRIPTION = "Corpus-level word error rate computed with jiwer: edit operations over reference words."
 _KWARGS = """
