@@ -294,7 +294,8 @@ def bench_infer(n_clips: int = 48, batch_size: int | None = None, arch: str = "d
     agree = float(np.mean([a == b for a, b in zip(ours, base)]))
     return [record("infer", "audio_seconds_per_second", audio / t_ours, audio / t_base, arch=arch, clips=n_clips,
                    batch_size=batch_size, audio_seconds=round(audio, 1), real_time_factor_ours=round(t_ours / audio, 5),
-                   real_time_factor_baseline=round(t_base / audio, 5), transcripts_identical=round(agree, 3))]
+                   real_time_factor_baseline=round(t_base / audio, 5), transcripts_identical=round(agree, 3),
+                   transcripts_nonempty=round(float(np.mean([bool(t) for t in ours])), 3))]
 
 # %% ../nbs/10_bench.ipynb #2354b15f
 def format_record(r: dict) -> str:

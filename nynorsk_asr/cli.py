@@ -10,8 +10,8 @@ from pathlib import Path
 from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error, field_help
 
 # %% auto #0
-__all__ = ['COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card', 'cmd_evaluate',
-           'quiet_bars_in_logs', 'main']
+__all__ = ['COMMANDS', 'EXPECTED_ERRORS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card',
+           'cmd_evaluate', 'quiet_bars_in_logs', 'main']
 
 # %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nynorsk-asr", allow_abbrev=False,
                                      description="Norwegian Nynorsk speech recognition: prepare, train, evaluate, card")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an expected error")
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser("prepare", "decode, clean and filter the data; write the report, vocab.json and processor", sub)
     _config_parser("train", "prepare, then train (or resume) the model in --output_dir", sub)
@@ -92,6 +93,14 @@ def cmd_evaluate(args):
           f"-> {Path(args.run_dir)/'eval'/(args.split + '_greedy.json')}")
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
+# what a user can fix (a bad value, a missing file or model, data gone): one line, exit 2; the traceback with --debug
+EXPECTED_ERRORS = (ConfigError, FileNotFoundError)
+
+def _run(parser, args, command, *arg):
+    try: return command(*arg)
+    except EXPECTED_ERRORS as e:
+        if args.debug: raise
+        parser.exit(2, f"nynorsk-asr {args.command}: error: {e}\n")
 
 def quiet_bars_in_logs():
     "Progress bars redraw in place on a terminal; in a log file each redraw is a line. Off when stderr is not a TTY."
@@ -107,14 +116,13 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if args.command in ("evaluate", "card", "bench"):
         if unknown: parser.exit(2, f"nynorsk-asr {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
-        return {"evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench}[args.command](args)
+        return _run(parser, args, {"evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench}[args.command], args)
     if unknown:
         flag = next(u for u in unknown if u.startswith("--")) if any(u.startswith("--") for u in unknown) else unknown[0]
         valid = [f.name for f in fields(RunConfig)] + ["preset", "config_file"]
         parser.exit(2, f"nynorsk-asr {args.command}: error: {unknown_key_error(flag.lstrip('-').split('=')[0], valid)}\n")
-    try: cfg = config_from_args(args)
-    except ConfigError as e: parser.exit(2, f"nynorsk-asr {args.command}: error: {e}\n")
-    COMMANDS[args.command](cfg)
+    cfg = _run(parser, args, config_from_args, args)
+    _run(parser, args, COMMANDS[args.command], cfg)
 
 # %% ../nbs/09_cli.ipynb #ff18b411
 if __name__ == "__main__" and "IPython" not in sys.modules: main()

@@ -75,7 +75,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
                 tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
                 os.replace(tmp, folder/COMPLETE_MARKER)
 
-# %% ../nbs/06_train.ipynb #df5072ab
+# %% ../nbs/06_train.ipynb #640aece1
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
     "(step, folder, complete) of every `checkpoint-N` in `output_dir`, by step."
     out = []
@@ -209,7 +209,7 @@ def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, tra
     trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
     return quiet_progress(trainer)
 
-# %% ../nbs/06_train.ipynb #37011521
+# %% ../nbs/06_train.ipynb #44078f00
 def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:
     "The checkpoint to resume from (None: start afresh) and its step and epoch; unfinished ones set aside first."
     if args.process_index == 0:
@@ -226,7 +226,7 @@ def save_final(trainer: TimedTrainer, processor, output_dir):
     save_processor(processor, output_dir)
     trainer.save_state()
 
-# %% ../nbs/06_train.ipynb #a66ade6d
+# %% ../nbs/06_train.ipynb #7f3f0c8c
 def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precision: tuple[str, str],
                resume: Path | None, start: dict, seconds: dict, train_loss: float) -> dict:
     "The contents of `train_record.json`: what ran, where, how fast, with which code and libraries."
@@ -248,7 +248,7 @@ def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precis
             "train_loss": train_loss, **peak_memory_mb(), "parameters": count_parameters(trainer.model),
             "config_hash": config_hash(cfg), "versions": library_versions(), "provenance": git_provenance()}
 
-# %% ../nbs/06_train.ipynb #b554cca8
+# %% ../nbs/06_train.ipynb #1a1e08c2
 def train_run(cfg: RunConfig,
               prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
              ) -> dict | None:  # the `train_record.json` contents (None on ranks other than 0)

@@ -62,12 +62,19 @@ CASES = [
 ]
 
 
-def make_npsc_fixture(root, good_per_day: int = 2, seed: int = 0) -> dict:
+def npsc_like_seconds(rng, median: float = 6.0) -> float:
+    "A duration like NPSC's sentences: log-normal around `median` seconds, cut to [1, 20] s."
+    return float(np.clip(rng.lognormal(np.log(median), 0.6), 1.0, 20.0))
+
+
+def make_npsc_fixture(root, good_per_day: int = 2, seed: int = 0, durations: str = "short") -> dict:
     """Write the fixture under `root`; return {utterance_id: (expected drop reason or None, expected text)}.
 
     Each bad case appears once (on the first train day); good rows (`good_per_day` extra per day, plus the
     `good*` cases) appear on every day. `not_selected` rows are Bokmål and must not appear in Nynorsk configs.
+    `durations`: "short" (extra rows of 2-8 s) or "npsc" (NPSC-like: 1-20 s, median 6 s).
     """
+    if durations not in ("short", "npsc"): raise ValueError(f"durations={durations!r}: use 'short' or 'npsc'")
     root = Path(root)
     expected, sid = {}, 1000
     rng = np.random.default_rng(seed)
@@ -77,8 +84,9 @@ def make_npsc_fixture(root, good_per_day: int = 2, seed: int = 0) -> dict:
         for d_i, day in enumerate(days):
             rows, clips = [], {}
             cases = [c for c in CASES if c[0].startswith("good") or (split == "train" and d_i == 0)]
-            cases += [(f"good_extra{i}", "nn-NO", "vi tek ordet og går vidare", 2.0 + rng.random() * 6, 16000, 1,
-                       None, None, "vi tek ordet og går vidare") for i in range(good_per_day)]
+            seconds = [2.0 + rng.random() * 6 if durations == "short" else npsc_like_seconds(rng) for _ in range(good_per_day)]
+            cases += [(f"good_extra{i}", "nn-NO", "vi tek ordet og går vidare", s, 16000, 1,
+                       None, None, "vi tek ordet og går vidare") for i, s in enumerate(seconds)]
             start = 1000
             for kind, lang, text, seconds, rate, ch, mutation, reason, clean in cases:
                 sid += 1
@@ -115,6 +123,8 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("root")
     p.add_argument("--good", type=int, default=2, help="extra good rows per meeting day")
+    p.add_argument("--durations", choices=["short", "npsc"], default="short",
+                   help="extra rows of 2-8 s, or NPSC-like (1-20 s, median 6 s)")
     a = p.parse_args()
-    exp = make_npsc_fixture(a.root, a.good)
+    exp = make_npsc_fixture(a.root, a.good, durations=a.durations)
     print(f"wrote {a.root}: {len(exp)} Nynorsk rows, {sum(r is None for r, _ in exp.values())} of them good")

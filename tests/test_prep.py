@@ -152,3 +152,31 @@ def test_hub_route_maps_npsc_parquet_columns(tmp_path, monkeypatch):
     assert data["train"]["utterance_id"] == ["20170207_1", "20170207_3"]  # the Bokmål row is filtered out
     assert data["train"]["text"] == ["eg er her no", "du og president"] and data["train"]["speaker"] == ["5", "7"]
     assert abs(data["train"]["duration"][0] - 2.0) < 0.1  # decoded from the parquet bytes
+
+
+def test_changed_audio_file_invalidates_the_prepared_cache(tmp_path, monkeypatch):
+    "Rewriting a clip in place (same name, same size) makes preparation decode again and see the new audio."
+    import os, nynorsk_asr.prep as prep
+    rate = 16000
+    tone = lambda seconds, f: (0.3 * np.sin(2 * np.pi * f * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", tone(2.0, 220), rate)
+    sf.write(tmp_path / "b.wav", tone(1.5, 330), rate)
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.wav,eg er her\nb.wav,du og\n")
+    cfg = load_config("demo", dataset_name=str(tmp_path), train_split_name="train", eval_split_name="train",
+                      output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    first = prepare(cfg)["train"]
+    assert first["duration"] == pytest.approx([2.0, 1.5])
+    calls = []
+    real = prep._prepare_batch
+    monkeypatch.setattr(prep, "_prepare_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prepare(cfg)
+    assert not calls  # unchanged: served from the cache
+    before = os.stat(tmp_path / "a.wav")
+    sf.write(tmp_path / "a.wav", tone(2.0, 440), rate)  # new content, same length and size
+    os.utime(tmp_path / "a.wav", ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert os.path.getsize(tmp_path / "a.wav") == before.st_size
+    second = prepare(cfg)["train"]
+    assert calls, "the changed clip was not decoded again"
+    new = np.asarray(second[0]["input_values"], np.float32)
+    old = np.asarray(first[0]["input_values"], np.float32)
+    assert new.shape == old.shape and not np.allclose(new, old)  # the 440 Hz tone, not the cached 220 Hz one
