@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import load_run_config, config_hash
+from .config import NotARunError, load_run_config, config_hash
+from .rundir import public_dataset_name
 
 # %% auto #0
 __all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'read_run', 'plot_training_curves', 'model_name', 'card_data',
@@ -46,7 +47,7 @@ def read_run(run_dir) -> dict:
     needed = {"config.yaml": "nynorsk-asr prepare", "prep_report.json": "nynorsk-asr prepare",
               "trainer_state.json": "nynorsk-asr train", "train_record.json": "nynorsk-asr train"}
     for name, cmd in needed.items():
-        if not (run/name).is_file(): raise FileNotFoundError(f"{run/name} is missing: run `{cmd}` for this run first")
+        if not (run/name).is_file(): raise NotARunError(f"{run/name} is missing: run `{cmd}` for this run first")
     evals = {p.stem: _read_json(p) for p in sorted((run/"eval").glob("*.json"))} if (run/"eval").is_dir() else {}
     if not evals: raise FileNotFoundError(f"{run}/eval/ holds no results: run `nynorsk-asr evaluate {run}` first")
     return {"cfg": load_run_config(run), "prep": _read_json(run/"prep_report.json"),
@@ -83,7 +84,7 @@ def model_name(cfg) -> str:
 def card_data(run: dict) -> ModelCardData:
     "The card's YAML metadata: license, language, tags, datasets, base model, model-index (WER and CER)."
     cfg, results = run["cfg"], []
-    dataset = cfg.dataset_name if cfg.dataset_name != "synthetic" else "synthetic-espeak-ng-nynorsk"
+    dataset = public_dataset_name(cfg)
     for name, ev in run["evals"].items():
         for metric in ("wer", "cer"):
             results.append(EvalResult(
@@ -124,7 +125,7 @@ def _data_section(run) -> str:
     for split, r in prep["splits"].items():
         drops = ", ".join(f"{k} {v['count']}" for k, v in r["dropped_by_reason"].items()) or "none"
         lines.append(f"| {split} | {r['rows']} | {r['kept']} | {r['kept_hours']:.2f} | {drops} |")
-    src = (f"`{cfg.dataset_name}`" + (f", config `{cfg.dataset_config_name}`" if cfg.dataset_config_name else ""))
+    src = (f"`{public_dataset_name(cfg)}`" + (f", config `{cfg.dataset_config_name}`" if cfg.dataset_config_name else ""))
     synth = ("The corpus is synthetic: Nynorsk sentences from hand-written templates (parliament, weather, everyday "
              "life), spoken by espeak-ng's Norwegian voice with varied speed, pitch and voice variant; validation and "
              "test sentences never occur in training. It demonstrates and tests the recipe; it says nothing about "
@@ -149,14 +150,14 @@ def _intro(cfg, record) -> str:
     "The card's first sentence: what the model is, trained on what, with which recipe."
     recipe = f"with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`)"
     corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
-              f"`{cfg.dataset_name}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
+              f"`{public_dataset_name(cfg)}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
     if cfg.model_name_or_path:
         return (f"This model is a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path}) "
                 f"on {corpus}, {recipe}.")
     return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
             f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
 
-# %% ../nbs/08_card.ipynb #cff5bd14
+# %% ../nbs/08_card.ipynb #31092c62
 def _training_summary(record) -> str:
     "Steps, epochs, time and throughput of the run, on which hardware and precision."
     return (f"Training ran {record['global_step']} steps ({record['epoch']:.2f} epochs) in {record['train_loop_seconds']:.0f} s "
@@ -177,7 +178,7 @@ def _provenance(run) -> str:
              f"wall time: {record['wall_seconds']:.0f} s"]
     return "\n".join(f"- {l}" for l in lines) + "\n"
 
-# %% ../nbs/08_card.ipynb #90cab57a
+# %% ../nbs/08_card.ipynb #5a57c87b
 _USES = ("Transcribing Norwegian Nynorsk speech to lowercase text without punctuation or digits (numbers come out as "
          "words, if at all), with `pipeline(\"automatic-speech-recognition\", model=...)`. The scores above are greedy "
          "(no language model); an n-gram LM usually lowers WER further. Expect worse results on speech unlike the "

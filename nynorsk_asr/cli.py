@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse, json, os, sys, time
 from dataclasses import fields
 from pathlib import Path
-from .config import RunConfig, ConfigError, load_config, parse_value, available_presets, unknown_key_error, field_help
+from .config import RunConfig, ConfigError, NotARunError, load_config, parse_value, available_presets, unknown_key_error, field_help
+from .rundir import SAFE_CHANGES, RunLockedError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'EXPECTED_ERRORS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card',
-           'cmd_evaluate', 'quiet_bars_in_logs', 'main']
+__all__ = ['COMMANDS', 'EXIT_CODES', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card',
+           'cmd_evaluate', 'HubUnreachableError', 'exit_code', 'quiet_bars_in_logs', 'main']
 
 # %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
@@ -19,6 +20,8 @@ def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="demo", help=f"one of {', '.join(available_presets())} or a YAML file")
     p.add_argument("--config_file", default=None, help="YAML file of overrides applied after the preset")
+    p.add_argument("--allow_changes", default="", metavar="KEY[,KEY]",
+                   help=f"keys that may differ from a trained run's recorded config (only: {', '.join(SAFE_CHANGES)})")
     g = p.add_argument_group("config keys (override the preset; defaults are the preset's)")
     helps = field_help()
     for f in fields(RunConfig):
@@ -57,19 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/09_cli.ipynb #55ec6a7f
-def cmd_prepare(cfg: RunConfig):
+def cmd_prepare(cfg: RunConfig, allow_changes=()):
     from nynorsk_asr.prep import prepare_run, format_report
     print(f"preparing {cfg.dataset_name} ({cfg.dataset_config_name or 'default config'}) into {cfg.output_dir}", flush=True)
     t0 = time.perf_counter()
-    data, processor = prepare_run(cfg)
+    data, processor = prepare_run(cfg, allow_changes=allow_changes)
     report = json.loads((Path(cfg.output_dir)/"prep_report.json").read_text())
     print(format_report(report))
     print(f"train: {len(data['train'])} utterances, eval: {len(data['eval'])} utterances; "
           f"vocabulary of {len(processor.tokenizer)} symbols; {time.perf_counter() - t0:.1f} s")
 
-def cmd_train(cfg: RunConfig):
+def cmd_train(cfg: RunConfig, allow_changes=()):
     from nynorsk_asr.train import train_run
-    record = train_run(cfg)
+    record = train_run(cfg, allow_changes=allow_changes)
     if record: print(json.dumps({k: record[k] for k in ("precision", "global_step", "wall_seconds",
                                                         "audio_seconds_per_second", "best_metric")}))
 
@@ -93,14 +96,35 @@ def cmd_evaluate(args):
           f"-> {Path(args.run_dir)/'eval'/(args.split + '_greedy.json')}")
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
-# what a user can fix (a bad value, a missing file or model, data gone): one line, exit 2; the traceback with --debug
-EXPECTED_ERRORS = (ConfigError, FileNotFoundError)
 
-def _run(parser, args, command, *arg):
-    try: return command(*arg)
-    except EXPECTED_ERRORS as e:
+class HubUnreachableError(ConnectionError):
+    "Something had to come from the Hugging Face hub, which cannot be reached (offline, or no network)."
+
+# what a user can fix gets one line and an exit status of its own; --debug shows the traceback instead
+EXIT_CODES = [(ConfigError, 2), (NotARunError, 4), (RunLockedError, 6), (PermissionError, 5), (HubUnreachableError, 7),
+              (FileNotFoundError, 3)]
+
+def exit_code(e: BaseException) -> int | None:
+    "The exit status for an expected error (None: unexpected, let it raise)."
+    return next((code for kind, code in EXIT_CODES if isinstance(e, kind)), None)
+
+def _hub_error(e: BaseException) -> HubUnreachableError | None:
+    "Errors that mean 'the hub could not be reached', from huggingface_hub, transformers or datasets."
+    text = f"{type(e).__name__}: {e}"
+    if any(k in text for k in ("OfflineModeIsEnabled", "LocalEntryNotFoundError", "couldn't connect", "offline mode",
+                               "Max retries exceeded", "ConnectionError", "is not a local folder and is not a valid model")):
+        return HubUnreachableError(f"could not reach the Hugging Face hub for what this needs ({str(e).splitlines()[0][:200]}); "
+                                   "download it where the hub is reachable and pass the local folder instead "
+                                   "(dataset_name or model_name_or_path)")
+    return None
+
+def _run(parser, args, command, *arg, **kw):
+    try: return command(*arg, **kw)
+    except Exception as e:
         if args.debug: raise
-        parser.exit(2, f"nynorsk-asr {args.command}: error: {e}\n")
+        err = e if exit_code(e) else _hub_error(e)
+        if err is None: raise
+        parser.exit(exit_code(err), f"nynorsk-asr {args.command}: error: {err}\n")
 
 def quiet_bars_in_logs():
     "Progress bars redraw in place on a terminal; in a log file each redraw is a line. Off when stderr is not a TTY."
@@ -122,7 +146,11 @@ def main(argv=None):
         valid = [f.name for f in fields(RunConfig)] + ["preset", "config_file"]
         parser.exit(2, f"nynorsk-asr {args.command}: error: {unknown_key_error(flag.lstrip('-').split('=')[0], valid)}\n")
     cfg = _run(parser, args, config_from_args, args)
-    _run(parser, args, COMMANDS[args.command], cfg)
+    allow = [k for k in args.allow_changes.split(",") if k]
+    if bad := [k for k in allow if k not in SAFE_CHANGES]:
+        parser.exit(2, f"nynorsk-asr {args.command}: error: --allow_changes {','.join(bad)}: only {', '.join(SAFE_CHANGES)} "
+                       "may change under a trained run\n")
+    _run(parser, args, COMMANDS[args.command], cfg, allow_changes=allow)
 
 # %% ../nbs/09_cli.ipynb #ff18b411
 if __name__ == "__main__" and "IPython" not in sys.modules: main()

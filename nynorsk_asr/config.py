@@ -11,7 +11,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'load_config',
-           'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
+           'parse_value', 'config_dict', 'save_config', 'NotARunError', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -178,8 +178,15 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 def _read_yaml(path) -> dict:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict): raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    "The mapping in a YAML file; a missing file or bad YAML is a `ConfigError` that names the file and the line."
+    p = Path(path)
+    if not p.is_file(): raise ConfigError(f"config file {p} does not exist")
+    try: data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e: raise ConfigError(f"{p} is not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        where = f" at line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}" if getattr(e, "problem_mark", None) else ""
+        raise ConfigError(f"{p} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict): raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
     return data
 
 def _check_keys(values: dict, where: str):
@@ -240,10 +247,13 @@ def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
     os.replace(tmp, path)
     return path
 
+class NotARunError(FileNotFoundError):
+    "A folder that is not (yet) the run directory a command needs."
+
 def load_run_config(run_dir) -> RunConfig:
     "The config recorded in a run directory."
     path = Path(run_dir)/"config.yaml"
-    if not path.is_file(): raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory (made by `nynorsk-asr prepare`)?")
+    if not path.is_file(): raise NotARunError(f"{path} not found: is {run_dir} a run directory (made by `nynorsk-asr prepare`)?")
     values = _read_yaml(path); _check_keys(values, str(path))
     return validate(RunConfig(**values))
 
@@ -253,7 +263,7 @@ def config_hash(cfg: RunConfig, keys=None) -> str:
     if keys is not None: d = {k: d[k] for k in keys}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-# %% ../nbs/00_config.ipynb #76e14b88
+# %% ../nbs/00_config.ipynb #bf1d5270
 def field_help() -> dict[str, str]:
     "Each RunConfig field's trailing comment in the package's `config.py` (empty for a field without one)."
     import ast, io, tokenize

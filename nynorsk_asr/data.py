@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #f005fcd1
 from __future__ import annotations
-import csv, json, os, re, tarfile
+import codecs, csv, io, json, os, re, tarfile
 from pathlib import Path
 from datasets import Dataset
 from .config import RunConfig, ConfigError
@@ -122,15 +122,29 @@ def download_npsc_raw(config_name: str = "16K_mp3_nynorsk", local_dir: str = "da
                                   allow_patterns=["data/*/*.json", f"data/*/*_{rate}_mp3.tar.gz"]))
 
 # %% ../nbs/02_data.ipynb #027514f9
-def _read_manifest(path: Path, problems: Problems) -> list[dict]:
+def _decoded_lines(path: Path, problems: Problems) -> list[str]:
+    "The manifest's lines as text; a line that is not UTF-8 becomes empty (so line numbers hold) and one problem."
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    lines = []
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        try: lines.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            problems.add("not_utf8", f"{path.name}:{lineno} (byte {e.start}: {line[e.start:e.start + 4]!r})"); lines.append("")
+    return lines
+
+def _read_manifest(path: Path, problems: Problems) -> list[tuple[int, dict]]:
+    "(line number, row) of every readable row of a CSV or JSONL manifest; each unreadable line is one counted problem."
+    lines = _decoded_lines(path, problems)
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as f: return list(csv.DictReader(f))
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
+        return [(reader.line_num, r) for r in reader]
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: rows.append(json.loads(line))
-            except json.JSONDecodeError: problems.add("malformed_json_row", f"{path.name}:{lineno}")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: r = json.loads(line)
+        except json.JSONDecodeError: problems.add("malformed_json_row", f"{path.name}:{lineno}"); continue
+        if isinstance(r, dict): rows.append((lineno, r))
+        else: problems.add("row_not_an_object", f"{path.name}:{lineno} (a JSON {type(r).__name__})")
     return rows
 
 def _find_manifest(root: Path, split: str) -> tuple[Path, bool]:
@@ -148,16 +162,17 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     manifest, by_column = _find_manifest(Path(cfg.dataset_name), canonical_split(split))
     problems, rows = Problems(), []
     records = _read_manifest(manifest, problems)
-    if records and by_column and "split" not in records[0] and canonical_split(split) != "train":
+    if records and by_column and not any("split" in r for _, r in records) and canonical_split(split) != "train":
         raise ConfigError(f"{manifest} has no `split` column, so it only provides split 'train', not {split!r}")
-    for i, r in enumerate(records):
+    if records and not any(cfg.text_column_name in r for _, r in records):
+        raise ConfigError(f"{manifest}: text_column_name={cfg.text_column_name!r} is not a column; "
+                          f"columns are {', '.join(map(str, records[0][1]))}")
+    for lineno, r in records:
         if by_column and canonical_split(str(r.get("split", "train"))) != canonical_split(split): continue
-        where = f"{manifest.name}:{i + 2 if manifest.suffix == '.csv' else i + 1}"
+        where = f"{manifest.name}:{lineno}"
         audio = next((r[k] for k in (cfg.audio_column_name, "file_name", "path") if r.get(k)), None)
-        if audio is None: problems.add("row_without_audio_path", where); continue
-        if cfg.text_column_name not in r:
-            raise ConfigError(f"{manifest}: text_column_name={cfg.text_column_name!r} is not a column; "
-                              f"columns are {', '.join(r)}")
+        if not isinstance(audio, str): problems.add("row_without_audio_path", where); continue
+        if cfg.text_column_name not in r: problems.add("row_without_text", where); continue
         path = Path(audio) if os.path.isabs(audio) else manifest.parent/audio
         uid = r.get("utterance_id") or r.get("id") or Path(audio).stem
         rows.append(corpus_row(uid, r.get(cfg.speaker_column_name or "speaker"), canonical_split(split), r[cfg.text_column_name], path))

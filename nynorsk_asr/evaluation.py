@@ -11,9 +11,10 @@ import numpy as np, torch
 from tqdm.auto import tqdm
 import jiwer
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
-from .config import RunConfig, load_run_config
+from .config import RunConfig, NotARunError, load_run_config
 from .ctc import CTCCollator, greedy_ids
 from .prep import prepare_split
+from .rundir import public_dataset_name
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
@@ -41,7 +42,7 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
     return out
 
 # %% ../nbs/07_evaluate.ipynb #3f7c5f2b
-class RunNotTrainedError(FileNotFoundError):
+class RunNotTrainedError(NotARunError):
     "The run directory holds no trained model."
 
 class DataUnavailableError(FileNotFoundError):
@@ -65,7 +66,7 @@ def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Proces
     model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
     return model, processor
 
-# %% ../nbs/07_evaluate.ipynb #049b9e49
+# %% ../nbs/07_evaluate.ipynb #27ce367a
 def recorded_source(run_dir) -> dict:
     "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
     path = Path(run_dir)/"prep_report.json"
@@ -90,7 +91,7 @@ def load_eval_split(run_dir, cfg: RunConfig, split: str):
               f"(corpus fingerprint {before} then, {report['corpus_fingerprint']} now)", flush=True)
     return ds, report
 
-# %% ../nbs/07_evaluate.ipynb #942ec103
+# %% ../nbs/07_evaluate.ipynb #41dafba9
 def evaluate_run(run_dir,                 # a trained run directory
                  split: str = "test",     # source split to evaluate
                  batch_size: int | None = None,  # default: the run's per_device_eval_batch_size
@@ -120,7 +121,7 @@ def evaluate_run(run_dir,                 # a trained run directory
               "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
               "real_time_factor": round(seconds / max(audio, 1e-9), 4),
               "model_fingerprint": _file_hash(run_dir/"model.safetensors"), "data_fingerprint": report["fingerprint"],
-              "dataset": {"name": cfg.dataset_name, "config": cfg.dataset_config_name},
+              "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
               "device": str(device), "utterances": utterances}
     write_json(run_dir/"eval"/f"{split}_greedy.json", result)
     return result

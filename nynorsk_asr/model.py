@@ -6,11 +6,11 @@
 from __future__ import annotations
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-from .config import RunConfig
+from .config import RunConfig, ConfigError
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['model_config', 'build_model', 'count_parameters']
+__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -35,9 +35,7 @@ def model_config(cfg: RunConfig, processor) -> Wav2Vec2Config:
 # %% ../nbs/05_model.ipynb #72205504
 def build_model(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
     "The run's `Wav2Vec2ForCTC`: pretrained (`model_name_or_path`) or random init, frozen/checkpointed as configured."
-    if cfg.model_name_or_path:
-        model = Wav2Vec2ForCTC.from_pretrained(cfg.model_name_or_path, revision=cfg.model_revision,
-                                               attn_implementation="sdpa", **_regularisation(cfg, processor))
+    if cfg.model_name_or_path: model = load_pretrained(cfg, processor)
     else:
         torch.manual_seed(cfg.seed)
         model = Wav2Vec2ForCTC(model_config(cfg, processor))
@@ -47,6 +45,17 @@ def build_model(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
     if cfg.gradient_checkpointing:  # transformers 5.24 renamed it; older 5.x releases may have only the old name
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     return model
+
+def load_pretrained(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
+    "The checkpoint `model_name_or_path` with a new CTC head; safetensors only (a pickled `.bin` can run code when loaded)."
+    try:
+        return Wav2Vec2ForCTC.from_pretrained(cfg.model_name_or_path, revision=cfg.model_revision, use_safetensors=True,
+                                              attn_implementation="sdpa", **_regularisation(cfg, processor))
+    except OSError as e:
+        if "no file named model.safetensors" not in str(e): raise
+        raise ConfigError(f"model_name_or_path={cfg.model_name_or_path!r} has no safetensors weights, only pickled ones, "
+                          "which this recipe does not load (unpickling can run code). Convert them where you trust the "
+                          "file: `Wav2Vec2ForCTC.from_pretrained(path).save_pretrained(path)` writes model.safetensors") from None
 
 def _use_sdpa(model):
     "Switch to PyTorch's fused attention where this transformers version supports it for wav2vec2."

@@ -4,14 +4,15 @@
 
 # %% ../nbs/03a_prep.ipynb #4da0a62a
 from __future__ import annotations
-import hashlib, io, json, os, shutil, time, warnings
+import contextlib, hashlib, io, json, os, shutil, time, warnings
 from collections import Counter, defaultdict
 from dataclasses import fields
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
-from .config import RunConfig, config_hash, save_config
+from .config import RunConfig, ConfigError, config_hash, save_config
+from .rundir import check_rerun, is_trained, public_dataset_name, run_lock
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
 from .ctc import ctc_frames, ctc_frames_needed
@@ -19,12 +20,34 @@ from .data import load_corpus_split
 from .vocab import make_processor, build_processor
 
 # %% auto #0
-__all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'decode_audio', 'normalize', 'summarize',
-           'corpus_fingerprint', 'prepare_rows', 'prepare_split', 'prepare', 'source_record', 'save_report',
-           'format_report', 'prepare_run']
+__all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'declared_wav_frames', 'decode_audio', 'normalize',
+           'summarize', 'unique_ids', 'corpus_fingerprint', 'remove_orphans', 'prepare_rows', 'prepare_split',
+           'prepare_splits', 'prepare', 'source_record', 'save_report', 'format_report', 'trained_processor',
+           'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
+
+def declared_wav_frames(f) -> int | None:
+    "Frames a RIFF/WAVE header says its data chunk holds (None: not a WAV, or a streamed length of 0 / 0xFFFFFFFF)."
+    if f.read(4) != b"RIFF": return None
+    f.read(4)
+    if f.read(4) != b"WAVE": return None
+    block_align = None
+    while len(head := f.read(8)) == 8:
+        cid, size = head[:4], int.from_bytes(head[4:], "little")
+        if cid == b"fmt ":
+            fmt = f.read(size + size % 2); block_align = int.from_bytes(fmt[12:14], "little")
+        elif cid == b"data":
+            return size // block_align if block_align and 0 < size < 0xFFFFFFFF else None
+        else: f.seek(size + size % 2, 1)
+    return None
+
+def _truncated(source, decoded_frames: int) -> bool:
+    "Does a WAV header promise (1% or more) more frames than decoded? libsndfile quietly reads what is there."
+    with (open(source, "rb") if isinstance(source, str) else contextlib.nullcontext(source)) as f:
+        f.seek(0); declared = declared_wav_frames(f)
+    return declared is not None and decoded_frames < 0.99 * declared
 
 def decode_audio(audio: dict,               # {"path": str | None, "bytes": bytes | None}
                  sampling_rate: int = 16000,  # target rate
@@ -46,6 +69,7 @@ def decode_audio(audio: dict,               # {"path": str | None, "bytes": byte
     except Exception:  # libsndfile raises LibsndfileError, RuntimeError or ValueError on broken files
         return None, [], "corrupt_audio"
     if x.shape[0] == 0: return None, [], "empty_audio"
+    if _truncated(source, x.shape[0]): return None, [], "truncated_audio"
     fixes = []
     if x.shape[1] > 1: x, _ = x.mean(axis=1), fixes.append(f"downmixed_{x.shape[1]}ch")
     else: x = x[:, 0]
@@ -126,6 +150,22 @@ def summarize(prepared: Dataset, problems: Problems | None = None, n_examples: i
             "kept_hours": round(sum(d for d, r in zip(cols["duration"], cols["drop_reason"]) if not r) / 3600, 4),
             "dropped_by_reason": {**as_counts(dropped), **source}, "fixed_by_kind": as_counts(fixed)}
 
+# %% ../nbs/03a_prep.ipynb #38d0530b
+def unique_ids(corpus: Dataset, problems: Problems) -> tuple[Dataset, list[str]]:
+    "`corpus` with unique utterance ids (copies dropped into `problems`) and the list of renamed ids."
+    ids = corpus["utterance_id"]
+    if len(set(ids)) == len(ids): return corpus, []
+    seen, n, keep, new_ids, renamed = {}, Counter(), [], [], []
+    for i, row in enumerate(corpus.select_columns(["utterance_id", "text", "audio"])):
+        u, a = row["utterance_id"], row["audio"] or {}
+        what = (row["text"], a.get("path"), hashlib.sha256(a["bytes"]).hexdigest() if a.get("bytes") is not None else None)
+        if u in seen and what in seen[u]: problems.add("duplicate_row", u); continue
+        if u in seen: n[u] += 1; new_ids.append(f"{u}#{n[u] + 1}"); renamed.append(new_ids[-1])
+        else: new_ids.append(u)
+        seen.setdefault(u, set()).add(what); keep.append(i)
+    out = corpus.select(keep).map(lambda r, i: {"utterance_id": new_ids[i]}, with_indices=True, desc="unique ids")
+    return out, renamed
+
 # %% ../nbs/03a_prep.ipynb #6932ea0b
 def corpus_fingerprint(corpus: Dataset) -> str:
     "A hash of what preparation reads: ids, texts, speakers and each clip's bytes or file identity."
@@ -138,6 +178,21 @@ def corpus_fingerprint(corpus: Dataset) -> str:
                 try: st = os.stat(a["path"]); h.update(f"{a['path']}|{st.st_size}|{st.st_mtime_ns}".encode())
                 except OSError: h.update(f"{a['path']}|missing".encode())
     return h.hexdigest()[:16]
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_orphans(folder, max_age_seconds: float = 24 * 3600) -> list[Path]:
+    "Delete `*.tmp<pid>` folders a killed preparation left: their process is gone, or they are older than a day."
+    removed = []
+    for p in Path(folder).glob("*.tmp*") if Path(folder).is_dir() else []:
+        pid = p.name.rsplit(".tmp", 1)[1]
+        stale = time.time() - p.stat().st_mtime > max_age_seconds
+        if stale or (pid.isdigit() and not _alive(int(pid))): shutil.rmtree(p, ignore_errors=True); removed.append(p)
+    return removed
 
 def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Dataset:
     "Every row of `corpus` prepared (`PREPARED_FEATURES`, `drop_reason` empty when kept), on all cores. Not cached."
@@ -154,6 +209,7 @@ def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Da
 def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     "Prepare one source split: (kept rows, report section). Cached; see above."
     corpus, problems = load_corpus_split(cfg, split)
+    corpus, renamed = unique_ids(corpus, problems)
     corpus_fp = corpus_fingerprint(corpus)
     key = hashlib.sha256(json.dumps([corpus_fp, config_hash(cfg, PREP_KEYS), PREP_VERSION,
                                      problems.as_dict()]).encode()).hexdigest()[:16]
@@ -164,9 +220,13 @@ def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     prepared = prepare_rows(corpus, cfg, desc=f"preparing {split}")
     seconds = time.perf_counter() - t0
     report = summarize(prepared, problems)
+    if renamed:
+        report["fixed_by_kind"] = dict(sorted({**report["fixed_by_kind"],
+                                               "duplicate_id_renamed": {"count": len(renamed), "examples": renamed[:5]}}.items()))
     report.update(split=split, fingerprint=key, corpus_fingerprint=corpus_fp, prep_seconds=round(seconds, 2),
                   audio_seconds_per_second=round(report["kept_hours"] * 3600 / max(seconds, 1e-9), 1))
     kept = prepared.filter(lambda r: r == "", input_columns="drop_reason").remove_columns(["drop_reason", "fixes"])
+    remove_orphans(cache.parent)
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     kept.save_to_disk(str(tmp/"data"))
@@ -175,9 +235,8 @@ def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     return load_from_disk(str(cache/"data")), report
 
 # %% ../nbs/03a_prep.ipynb #1738421c
-def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
-    "Prepare the train and eval splits of `cfg`; write `<output_dir>/prep_report.json`."
-    out = Path(cfg.output_dir)
+def prepare_splits(cfg: RunConfig) -> tuple[DatasetDict, dict]:
+    "The train and eval splits of `cfg`, prepared (from the cache when possible), and each source split's report."
     splits, reports = {}, {}
     for s in dict.fromkeys(split_names(cfg.train_split_name) + split_names(cfg.eval_split_name)):
         splits[s], reports[s] = prepare_split(cfg, s)
@@ -185,12 +244,17 @@ def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
     evals = concatenate_datasets([splits[s] for s in split_names(cfg.eval_split_name)])
     if cfg.max_train_samples: train = train.select(range(min(cfg.max_train_samples, len(train))))
     if cfg.max_eval_samples: evals = evals.select(range(min(cfg.max_eval_samples, len(evals))))
-    if write_report: save_report(out, reports, {"train": len(train), "eval": len(evals)}, source_record(cfg))
-    return DatasetDict(train=train, eval=evals)
+    return DatasetDict(train=train, eval=evals), reports
+
+def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
+    "Prepare the train and eval splits of `cfg`; write `<output_dir>/prep_report.json`."
+    data, reports = prepare_splits(cfg)
+    if write_report: save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg))
+    return data
 
 def source_record(cfg: RunConfig) -> dict:
     "Which data a run is prepared from, as recorded in `prep_report.json` (evaluation checks it)."
-    return {k: getattr(cfg, k) for k in ("dataset_name", "dataset_config_name", "dataset_revision")}
+    return {"dataset": public_dataset_name(cfg), **{k: getattr(cfg, k) for k in ("dataset_config_name", "dataset_revision")}}
 
 def save_report(out: Path, reports: dict, used: dict, source: dict | None = None):
     "Write `prep_report.json`: the source, each split's section, the rows used, totals by reason."
@@ -213,11 +277,25 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/03a_prep.ipynb #be94efa5
-def prepare_run(cfg: RunConfig, write: bool = True):
-    """Write config.yaml, prepare the data (prep_report.json), write vocab.json and the processor.
+def trained_processor(cfg: RunConfig, texts):
+    "The processor of a trained run, after checking that `texts` use no character outside its vocabulary."
+    processor = build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
+    vocab = set(processor.tokenizer.get_vocab())
+    new = sorted({c for t in texts for c in t if c != " "} - vocab)
+    if new: raise ConfigError(f"the data holds characters the trained model in {cfg.output_dir} cannot emit: "
+                              f"{''.join(new)!r}; its vocabulary is fixed by its output layer: start a new run")
+    return processor
+
+def prepare_run(cfg: RunConfig, write: bool = True, allow_changes=()):
+    """Check, prepare, then write config.yaml, prep_report.json, vocab.json and the processor.
     Returns (data, processor). With `write=False` (ranks other than 0) nothing is written to the run directory."""
-    if write: save_config(cfg)
-    data = prepare(cfg, write_report=write)
-    texts = list(data["train"]["text"]) + list(data["eval"]["text"])
-    if write: return data, make_processor(texts, cfg.output_dir, cfg.sampling_rate)
-    return data, build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
+    if not write:
+        return prepare_splits(cfg)[0], build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
+    with run_lock(cfg.output_dir, "nynorsk-asr prepare"):
+        check_rerun(cfg, allow_changes)
+        data, reports = prepare_splits(cfg)
+        texts = list(data["train"]["text"]) + list(data["eval"]["text"])
+        processor = trained_processor(cfg, texts) if is_trained(cfg.output_dir) else None
+        save_config(cfg)
+        save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg))
+        return data, processor or make_processor(texts, cfg.output_dir, cfg.sampling_rate)

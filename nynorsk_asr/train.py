@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #d3083bef
 from __future__ import annotations
-import json, os, re, shutil, sys, time
+import contextlib, json, os, re, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
@@ -14,14 +14,16 @@ from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run
 from .provenance import git_provenance, hardware_name, library_versions, peak_memory_mb
+from .rundir import check_rerun, relative_to_run, run_lock
 from .scoring import error_rates
 from .vocab import save_processor
 
 # %% auto #0
-__all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'choose_precision', 'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints',
-           'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete', 'PrintProgress', 'progress_line',
-           'BarOnly', 'quiet_progress', 'metrics_fn', 'world_size', 'training_arguments', 'TimedTrainer',
-           'training_sets', 'build_trainer', 'resume_point', 'save_final', 'run_record', 'train_run']
+__all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'add_labels', 'LengthBucketSampler',
+           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete',
+           'PrintProgress', 'progress_line', 'BarOnly', 'quiet_progress', 'metrics_fn', 'world_size',
+           'training_arguments', 'TimedTrainer', 'training_sets', 'Invocation', 'earlier_invocations', 'build_trainer',
+           'resume_point', 'save_final', 'finished_record', 'run_record', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -75,7 +77,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
                 tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
                 os.replace(tmp, folder/COMPLETE_MARKER)
 
-# %% ../nbs/06_train.ipynb #640aece1
+# %% ../nbs/06_train.ipynb #8fe97f8e
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
     "(step, folder, complete) of every `checkpoint-N` in `output_dir`, by step."
     out = []
@@ -89,13 +91,15 @@ def last_complete_checkpoint(output_dir) -> Path | None:
     done = [p for _, p, complete in checkpoints(output_dir) if complete]
     return done[-1] if done else None
 
-def set_aside_incomplete(output_dir) -> list[Path]:
-    "Move unfinished checkpoints to `incomplete-checkpoint-N` so neither resume nor rotation uses them."
+def set_aside_incomplete(output_dir, keep: int = 2) -> list[Path]:
+    "Move unfinished checkpoints to `incomplete-checkpoint-N` so neither resume nor rotation uses them; keep the newest `keep`."
     moved = []
     for step, p, complete in checkpoints(output_dir):
         if not complete:
             dest = p.with_name(f"incomplete-{p.name}")
             shutil.rmtree(dest, ignore_errors=True); p.rename(dest); moved.append(dest)
+    aside = sorted(Path(output_dir).glob("incomplete-checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    for p in aside[:-keep] if keep else aside: shutil.rmtree(p, ignore_errors=True)
     return moved
 
 # %% ../nbs/06_train.ipynb #1575b2b3
@@ -200,16 +204,47 @@ def training_sets(data, processor) -> tuple:
     eval_ds = add_labels(data["eval"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
     return train_ds, eval_ds
 
-def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, train_ds, eval_ds) -> TimedTrainer:
+INVOCATIONS = "invocations.json"  # in each checkpoint: the invocations that led to it
+
+class Invocation(TrainerCallback):
+    "This invocation of `train_run`: its start and throughput so far, saved into every checkpoint it writes."
+    def __init__(self, t_start: float, start: dict, resume: Path | None, train_hours: float, earlier: list):
+        self.t_start, self.start, self.resume, self.train_hours, self.earlier = t_start, start, resume, train_hours, earlier
+        self.started_at, self.t_train, self.trainer = time.strftime("%Y-%m-%dT%H:%M:%S"), None, None
+    def on_train_begin(self, args, state, control, **kw): self.t_train = time.perf_counter()
+    def summary(self, args, state, finished: bool) -> dict:
+        "Steps, time and throughput of this invocation up to `state`."
+        now = time.perf_counter()
+        loop, evals = now - (self.t_train or now), self.trainer.eval_seconds if self.trainer else 0.0
+        steps, epochs = state.global_step - self.start["global_step"], state.epoch - self.start["epoch"]
+        samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        train_only = max(loop - evals, 1e-9)
+        return {"started_at": self.started_at, "start_step": self.start["global_step"], "end_step": state.global_step,
+                "resumed_from": relative_to_run(self.resume, args.output_dir), "finished": finished,
+                "wall_seconds": round(now - self.t_start, 1), "train_loop_seconds": round(loop, 1), "eval_seconds": round(evals, 1),
+                "audio_seconds": round(epochs * self.train_hours * 3600, 1), "samples": samples,
+                "audio_seconds_per_second": round(epochs * self.train_hours * 3600 / train_only, 1),
+                "samples_per_second": round(samples / train_only, 2)}
+    def on_save(self, args, state, control, **kw):
+        folder = Path(args.output_dir)/f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            (folder/INVOCATIONS).write_text(json.dumps(self.earlier + [self.summary(args, state, False)], indent=1))
+
+def earlier_invocations(resume: Path | None) -> list:
+    "The invocations recorded in the checkpoint a run resumes from (none when it starts afresh)."
+    return json.loads((resume/INVOCATIONS).read_text()) if resume and (resume/INVOCATIONS).is_file() else []
+
+# %% ../nbs/06_train.ipynb #2d4f659c
+def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, train_ds, eval_ds, callbacks=()) -> TimedTrainer:
     "The run's Trainer: CTC collator, greedy WER/CER, complete-checkpoint markers, plain progress lines."
     trainer = TimedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                            data_collator=CTCCollator(pad_to_multiple_of=8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
-                           callbacks=[MarkCompleteCheckpoints(), PrintProgress()])
+                           callbacks=[*callbacks, MarkCompleteCheckpoints(), PrintProgress()])
     trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
     return quiet_progress(trainer)
 
-# %% ../nbs/06_train.ipynb #44078f00
+# %% ../nbs/06_train.ipynb #0cc0a2be
 def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:
     "The checkpoint to resume from (None: start afresh) and its step and epoch; unfinished ones set aside first."
     if args.process_index == 0:
@@ -225,60 +260,77 @@ def save_final(trainer: TimedTrainer, processor, output_dir):
     trainer.save_model(output_dir)  # the best model (load_best_model_at_end)
     save_processor(processor, output_dir)
     trainer.save_state()
+    state = Path(output_dir)/"trainer_state.json"  # a record to publish: the best checkpoint named inside the run, not by absolute path
+    doc = json.loads(state.read_text())
+    doc["best_model_checkpoint"] = relative_to_run(doc.get("best_model_checkpoint"), output_dir)
+    state.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
-# %% ../nbs/06_train.ipynb #7f3f0c8c
+def finished_record(cfg: RunConfig) -> dict | None:
+    "The run's record when it has already trained as far as `cfg` asks (a rerun has nothing to do), else None."
+    run = Path(cfg.output_dir)
+    if not all((run/f).is_file() for f in ("trainer_state.json", "train_record.json", "model.safetensors")): return None
+    state = json.loads((run/"trainer_state.json").read_text())
+    done = state["global_step"] >= cfg.max_steps if cfg.max_steps > 0 else state.get("epoch", 0) >= cfg.num_train_epochs - 1e-6
+    return json.loads((run/"train_record.json").read_text()) if done else None
+
+# %% ../nbs/06_train.ipynb #8ffaa402
 def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precision: tuple[str, str],
-               resume: Path | None, start: dict, seconds: dict, train_loss: float) -> dict:
-    "The contents of `train_record.json`: what ran, where, how fast, with which code and libraries."
+               invocations: list, train_loss: float) -> dict:
+    "The contents of `train_record.json`: what ran, where, how fast (totals over every invocation), with which code."
     args, state = trainer.args, trainer.state
-    steps, epochs = state.global_step - start["global_step"], state.epoch - start["epoch"]  # this session
-    train_only = max(seconds["train_loop"] - trainer.eval_seconds, 1e-9)
+    total = lambda k: sum(i[k] for i in invocations)
+    train_only = max(total("train_loop_seconds") - total("eval_seconds"), 1e-9)
     return {"precision": precision[0], "precision_reason": precision[1], "device": str(args.device),
             "device_name": hardware_name(), "world_size": args.world_size,
-            "resumed_from": str(resume) if resume else None,
-            "global_step": state.global_step, "steps_this_session": steps, "epoch": state.epoch,
-            "train_samples": len(trainer.train_dataset), "eval_samples": len(trainer.eval_dataset),
+            "resumed_from": invocations[-1]["resumed_from"], "invocations": invocations,
+            "global_step": state.global_step, "steps_this_session": state.global_step - invocations[-1]["start_step"],
+            "epoch": state.epoch, "train_samples": len(trainer.train_dataset), "eval_samples": len(trainer.eval_dataset),
             "train_audio_hours": round(train_hours, 4),
-            "wall_seconds": round(seconds["wall"], 1), "train_loop_seconds": round(seconds["train_loop"], 1),
-            "eval_seconds": round(trainer.eval_seconds, 1),
-            "audio_seconds_per_second": round(epochs * train_hours * 3600 / train_only, 1),
-            "samples_per_second": round(steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
-                                        * args.world_size / train_only, 2),
-            "best_model_checkpoint": state.best_model_checkpoint, "best_metric": state.best_metric,
+            "wall_seconds": round(total("wall_seconds"), 1),
+            "train_loop_seconds": round(total("train_loop_seconds"), 1), "eval_seconds": round(total("eval_seconds"), 1),
+            "audio_seconds_per_second": round(total("audio_seconds") / train_only, 1),
+            "samples_per_second": round(total("samples") / train_only, 2),
+            "best_model_checkpoint": relative_to_run(state.best_model_checkpoint, cfg.output_dir), "best_metric": state.best_metric,
             "train_loss": train_loss, **peak_memory_mb(), "parameters": count_parameters(trainer.model),
             "config_hash": config_hash(cfg), "versions": library_versions(), "provenance": git_provenance()}
 
-# %% ../nbs/06_train.ipynb #1a1e08c2
+# %% ../nbs/06_train.ipynb #0a7386f2
 def train_run(cfg: RunConfig,
               prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
+              allow_changes=(),  # SAFE_CHANGES keys that may differ from a trained run's recorded config
              ) -> dict | None:  # the `train_record.json` contents (None on ranks other than 0)
     "Train (or resume) the run of `cfg` in `cfg.output_dir`; return the `train_record.json` contents."
     t_start = time.perf_counter()
     precision = choose_precision(cfg.precision)
     args = training_arguments(cfg, precision[0])
     main = args.process_index == 0
-    _log(f"precision: {precision[0]} ({precision[1]}); world size {args.world_size}; device {args.device}")
-    if prepared is not None and args.world_size == 1: data, processor = prepared
-    else:
-        with args.main_process_first(desc="data preparation"):
-            data, processor = prepare_run(cfg, write=main)
-    train_ds, eval_ds = training_sets(data, processor)
-    if len(train_ds) == 0: raise RuntimeError(f"no training rows left after preparation; see {cfg.output_dir}/prep_report.json")
-    model = build_model(cfg, processor)
-    _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
-    trainer = build_trainer(cfg, args, model, processor, train_ds, eval_ds)
-    resume, start = resume_point(cfg.output_dir, args)
-    t_train = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = {"train_loop": time.perf_counter() - t_train}
-    record = None
-    if main:
-        save_final(trainer, processor, cfg.output_dir)
-        seconds["wall"] = time.perf_counter() - t_start
-        record = run_record(cfg, trainer, float(np.sum(data["train"]["duration"])) / 3600, precision, resume, start,
-                            seconds, result.training_loss)
-        (Path(cfg.output_dir)/"train_record.json").write_text(json.dumps(record, indent=1))
-        _log(f"trained {record['steps_this_session']} steps in {seconds['train_loop']:.0f} s "
-             f"({record['audio_seconds_per_second']} audio-s/s); best wer {trainer.state.best_metric}")
-    if args.world_size > 1: torch.distributed.barrier()
-    return record
+    if main: check_rerun(cfg, allow_changes)  # before anything else: a trained run's config does not change under it
+    if (done := finished_record(cfg)) is not None:
+        _log(f"{cfg.output_dir} is finished (step {done['global_step']}); nothing to do. To train on, raise max_steps "
+             "or num_train_epochs and pass --allow_changes with the key.")
+        return done if main else None
+    with run_lock(cfg.output_dir, "nynorsk-asr train") if main else contextlib.nullcontext():
+        _log(f"precision: {precision[0]} ({precision[1]}); world size {args.world_size}; device {args.device}")
+        if prepared is not None and args.world_size == 1: data, processor = prepared
+        else:
+            with args.main_process_first(desc="data preparation"):
+                data, processor = prepare_run(cfg, write=main, allow_changes=allow_changes)
+        train_ds, eval_ds = training_sets(data, processor)
+        if len(train_ds) == 0: raise RuntimeError(f"no training rows left after preparation; see {cfg.output_dir}/prep_report.json")
+        model = build_model(cfg, processor)
+        _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
+        resume, start = resume_point(cfg.output_dir, args)
+        train_hours = float(np.sum(data["train"]["duration"])) / 3600
+        now = Invocation(t_start, start, resume, train_hours, earlier_invocations(resume))
+        trainer = now.trainer = build_trainer(cfg, args, model, processor, train_ds, eval_ds, callbacks=[now])
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        record = None
+        if main:
+            save_final(trainer, processor, cfg.output_dir)
+            this = now.summary(args, trainer.state, True)
+            record = run_record(cfg, trainer, train_hours, precision, now.earlier + [this], result.training_loss)
+            (Path(cfg.output_dir)/"train_record.json").write_text(json.dumps(record, indent=1))
+            _log(f"trained {record['steps_this_session']} steps in {this['train_loop_seconds']:.0f} s "
+                 f"({this['audio_seconds_per_second']} audio-s/s); best wer {trainer.state.best_metric}")
+        if args.world_size > 1: torch.distributed.barrier()
+        return record
