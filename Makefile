@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak demo test lab sync-check lint-workflows readme readme-check clean
+.PHONY: install espeak browser demo test lab sync-check lint-workflows readme readme-check clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ espeak:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing espeak-ng (apt)"; apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
 		else echo "espeak-ng is missing; install it with: sudo apt-get install -y espeak-ng"; exit 1; fi; }
+
+# headless Chromium and its driver for the JupyterLab browser test (Debian's packages; a browser downloaded at
+# install time would not work offline); without them that one test is skipped
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and chromium-driver (apt)"; apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "chromium is missing (the browser test will be skipped); install: sudo apt-get install -y chromium chromium-driver"; fi; }
 
 demo: install espeak
 	@mkdir -p $(DEMO_DIR)
@@ -47,12 +55,16 @@ readme-check:
 lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-test: install espeak sync-check readme-check lint-workflows
+test: install espeak browser sync-check readme-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
 	$(BIN)/python -m pytest -q tests
 
+# JupyterLab at the repository root (README, runs/ and nbs/ all browsable), opening the index notebook; notebooks
+# are cleaned on save by nbdev's hook, so editing in Lab never breaks `make test`; --allow-root where containers run as root
+LAB_ARGS ?=
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) nbs/index.ipynb
 
 clean:
 	rm -rf runs _proc .pytest_cache

@@ -157,7 +157,7 @@ def _intro(cfg, record) -> str:
     return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
             f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
 
-# %% ../nbs/08_card.ipynb #31092c62
+# %% ../nbs/08_card.ipynb #535d6f0a
 def _training_summary(record) -> str:
     "Steps, epochs, time and throughput of the run, on which hardware and precision."
     return (f"Training ran {record['global_step']} steps ({record['epoch']:.2f} epochs) in {record['train_loop_seconds']:.0f} s "
@@ -178,7 +178,7 @@ def _provenance(run) -> str:
              f"wall time: {record['wall_seconds']:.0f} s"]
     return "\n".join(f"- {l}" for l in lines) + "\n"
 
-# %% ../nbs/08_card.ipynb #5a57c87b
+# %% ../nbs/08_card.ipynb #7cb3398e
 _USES = ("Transcribing Norwegian Nynorsk speech to lowercase text without punctuation or digits (numbers come out as "
          "words, if at all), with `pipeline(\"automatic-speech-recognition\", model=...)`. The scores above are greedy "
          "(no language model); an n-gram LM usually lowers WER further. Expect worse results on speech unlike the "

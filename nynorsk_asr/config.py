@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'load_config',
-           'parse_value', 'config_dict', 'save_config', 'NotARunError', 'load_run_config', 'config_hash', 'field_help']
+__all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'project_root',
+           'resolve_path', 'load_config', 'parse_value', 'config_dict', 'save_config', 'NotARunError',
+           'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -196,6 +197,20 @@ def _check_keys(values: dict, where: str):
             err = unknown_key_error(k, valid)
             raise ConfigError(f"{where}: {err}")
 
+# %% ../nbs/00_config.ipynb #48651799
+def project_root() -> Path | None:
+    "The checkout this package is imported from (the folder holding `settings.ini` and `nbs/`), or None when installed."
+    root = Path(str(files("nynorsk_asr"))).resolve().parent
+    return root if (root/"settings.ini").is_file() and (root/"nbs").is_dir() else None
+
+def resolve_path(path) -> Path:
+    "`path` made absolute: against the project root when the working directory is inside the checkout, else the working directory."
+    p = Path(path).expanduser()
+    if p.is_absolute(): return p
+    root, cwd = project_root(), Path.cwd().resolve()
+    base = root if root is not None and cwd.is_relative_to(root) else cwd
+    return base/p
+
 # %% ../nbs/00_config.ipynb #44ec31e2
 def load_config(preset: str = "demo",        # a shipped preset name (see `available_presets`) or a YAML file path
                 config_file: str | None = None,  # optional YAML file of overrides applied after the preset
@@ -214,6 +229,8 @@ def load_config(preset: str = "demo",        # a shipped preset name (see `avail
         extra = _read_yaml(config_file); _check_keys(extra, str(config_file)); values.update(extra)
     _check_keys(overrides, "override")
     values.update(overrides)
+    for k in ("output_dir", "cache_dir"):
+        if isinstance(values.get(k), str) and values[k].strip(): values[k] = str(resolve_path(values[k]))
     values["preset"] = name
     return validate(RunConfig(**values))
 
@@ -263,7 +280,7 @@ def config_hash(cfg: RunConfig, keys=None) -> str:
     if keys is not None: d = {k: d[k] for k in keys}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-# %% ../nbs/00_config.ipynb #bf1d5270
+# %% ../nbs/00_config.ipynb #ceb17e40
 def field_help() -> dict[str, str]:
     "Each RunConfig field's trailing comment in the package's `config.py` (empty for a field without one)."
     import ast, io, tokenize

@@ -18,9 +18,9 @@ from .rundir import public_dataset_name
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['transcribe', 'RunNotTrainedError', 'DataUnavailableError', 'load_run_model', 'recorded_source', 'load_eval_split',
-           'evaluate_run', 'write_json', 'group_of', 'rates_by_group', 'character_edits', 'worst_utterances',
-           'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'RunNotTrainedError', 'DataUnavailableError', 'load_run_model',
+           'recorded_source', 'load_eval_split', 'evaluate_run', 'write_json', 'group_of', 'rates_by_group',
+           'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
@@ -40,6 +40,29 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
         ids = greedy_ids(model, logits, mask, fill=processor.tokenizer.pad_token_id)
         for i, text in zip(idx, processor.batch_decode(ids.cpu().numpy())): out[i] = text
     return out
+
+# %% ../nbs/07_evaluate.ipynb #7b8d506c
+FRAME_SECONDS = 0.02  # wav2vec2: one frame per 320 samples at 16 kHz
+
+def plot_posteriogram(model, processor, input_values, reference: str | None = None, ax=None):
+    "Symbol probabilities per frame of one normalised 16 kHz utterance, with the greedy path; returns the figure."
+    import matplotlib.pyplot as plt
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(torch.as_tensor(np.asarray(input_values, np.float32))[None].to(device)).logits[0].float()
+    probs = logits.softmax(-1).cpu().numpy().T  # symbols x frames
+    symbols = [s for s, _ in sorted(processor.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    path, frames = probs.argmax(0), probs.shape[1]
+    hyp = processor.batch_decode(path[None])[0]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(12, 4.2))
+    ax.imshow(probs, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+              extent=(0, frames * FRAME_SECONDS, -0.5, len(symbols) - 0.5))
+    ax.plot((np.arange(frames) + 0.5) * FRAME_SECONDS, path, ".", color="cyan", ms=3, label="greedy path")
+    ax.set_yticks(range(len(symbols))); ax.set_yticklabels(symbols, fontsize=6)
+    ax.set_xlabel("time (s)"); ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"hypothesis: {hyp!r}" + (f"\nreference: {reference!r}" if reference is not None else ""), fontsize=9)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/07_evaluate.ipynb #3f7c5f2b
 class RunNotTrainedError(NotARunError):
@@ -66,7 +89,7 @@ def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Proces
     model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
     return model, processor
 
-# %% ../nbs/07_evaluate.ipynb #27ce367a
+# %% ../nbs/07_evaluate.ipynb #0c92163c
 def recorded_source(run_dir) -> dict:
     "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
     path = Path(run_dir)/"prep_report.json"
@@ -91,7 +114,7 @@ def load_eval_split(run_dir, cfg: RunConfig, split: str):
               f"(corpus fingerprint {before} then, {report['corpus_fingerprint']} now)", flush=True)
     return ds, report
 
-# %% ../nbs/07_evaluate.ipynb #41dafba9
+# %% ../nbs/07_evaluate.ipynb #de83010a
 def evaluate_run(run_dir,                 # a trained run directory
                  split: str = "test",     # source split to evaluate
                  batch_size: int | None = None,  # default: the run's per_device_eval_batch_size

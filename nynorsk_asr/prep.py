@@ -22,8 +22,8 @@ from .vocab import make_processor, build_processor
 # %% auto #0
 __all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'declared_wav_frames', 'decode_audio', 'normalize',
            'summarize', 'unique_ids', 'corpus_fingerprint', 'remove_orphans', 'prepare_rows', 'prepare_split',
-           'prepare_splits', 'prepare', 'source_record', 'save_report', 'format_report', 'trained_processor',
-           'prepare_run']
+           'prepare_splits', 'prepare', 'source_record', 'save_report', 'format_report', 'plot_report',
+           'trained_processor', 'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
@@ -150,7 +150,7 @@ def summarize(prepared: Dataset, problems: Problems | None = None, n_examples: i
             "kept_hours": round(sum(d for d, r in zip(cols["duration"], cols["drop_reason"]) if not r) / 3600, 4),
             "dropped_by_reason": {**as_counts(dropped), **source}, "fixed_by_kind": as_counts(fixed)}
 
-# %% ../nbs/03a_prep.ipynb #38d0530b
+# %% ../nbs/03a_prep.ipynb #5b011013
 def unique_ids(corpus: Dataset, problems: Problems) -> tuple[Dataset, list[str]]:
     "`corpus` with unique utterance ids (copies dropped into `problems`) and the list of renamed ids."
     ids = corpus["utterance_id"]
@@ -275,6 +275,22 @@ def format_report(report: dict) -> str:
         for reason, v in r["dropped_by_reason"].items(): lines.append(f"{'':>12}dropped {v['count']:>5} {reason}")
         for kind, v in r["fixed_by_kind"].items(): lines.append(f"{'':>12}fixed   {v['count']:>5} {kind}")
     return "\n".join(lines)
+
+# %% ../nbs/03a_prep.ipynb #69f10b54
+def plot_report(report: dict, durations: dict | None = None, window: tuple | None = None):
+    "Histogram of kept durations per split (`durations`: split -> seconds) and the drop reasons of `prep_report.json`."
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    for split, secs in (durations or {}).items():
+        if len(secs): a1.hist(secs, bins=40, alpha=0.6, label=f"{split} ({len(secs)}, {sum(secs) / 3600:.2f} h)")
+    for x in window or (): a1.axvline(x, color="k", ls=":", lw=1)
+    a1.set_xlabel("utterance duration (s)"); a1.set_ylabel("utterances"); a1.set_title("kept audio")
+    if durations: a1.legend(fontsize=8)
+    reasons = report.get("dropped_total_by_reason", {})
+    a2.barh(list(reasons)[::-1] or ["(none)"], list(reasons.values())[::-1] or [0], color="tab:red")
+    a2.set_xlabel("rows dropped"); a2.set_title(f"dropped {sum(reasons.values())} of {report.get('rows_total', 0)} rows")
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/03a_prep.ipynb #be94efa5
 def trained_processor(cfg: RunConfig, texts):

@@ -9,7 +9,8 @@ from pathlib import Path
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 # %% auto #0
-__all__ = ['WORD_DELIMITER', 'UNK', 'PAD', 'build_vocab', 'save_vocab', 'build_processor', 'save_processor', 'make_processor']
+__all__ = ['WORD_DELIMITER', 'UNK', 'PAD', 'build_vocab', 'save_vocab', 'build_processor', 'save_processor', 'make_processor',
+           'char_counts']
 
 # %% ../nbs/04_vocab.ipynb #1fe3c7b9
 WORD_DELIMITER, UNK, PAD = "|", "[UNK]", "[PAD]"
@@ -52,3 +53,11 @@ def make_processor(texts, output_dir, sampling_rate: int = 16000) -> Wav2Vec2Pro
     processor = build_processor(save_vocab(build_vocab(texts), output_dir), sampling_rate)
     save_processor(processor, output_dir)
     return processor
+
+# %% ../nbs/04_vocab.ipynb #da3b38d6
+def char_counts(texts, vocab: dict) -> list[tuple[str, int, int]]:
+    "(symbol, id, occurrences in `texts`) for every vocabulary entry, the space counted as `|`."
+    counts = {}
+    for t in texts:
+        for c in t.replace(" ", WORD_DELIMITER): counts[c] = counts.get(c, 0) + 1
+    return [(sym, i, counts.get(sym, 0)) for sym, i in sorted(vocab.items(), key=lambda kv: kv[1])]
