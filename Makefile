@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser demo test lab sync-check lint-workflows readme readme-check clean
+.PHONY: install espeak browser kenlm demo test lab sync-check lint-workflows readme readme-check clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(STAMP): setup.py settings.ini
 	@if [ "$$(uname -s)-$$(uname -m)" = "Linux-x86_64" ] && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 		$(BIN)/python -m pip install -q $(TORCH_SPEC); fi
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# pyctcdecode 0.5 declares numpy<2 but runs on numpy 2: without its declared dependencies (pygtrie and kenlm come
+	@# from the package's own requirements), so numpy 2 stays
+	$(BIN)/python -m pip install -q --no-deps "pyctcdecode==0.5.0"
 	@touch $@
 
 install: $(STAMP)
@@ -38,7 +41,27 @@ browser:
 			echo "installing chromium and chromium-driver (apt)"; apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
 		else echo "chromium is missing (the browser test will be skipped); install: sudo apt-get install -y chromium chromium-driver"; fi; }
 
-demo: install espeak
+# KenLM's estimators (lmplz, build_binary) ship in no wheel or Debian package: built once from the kenlm sdist's
+# source with CMake and Boost (about a minute on 2 cores), into the venv; a second run finds them and builds nothing
+KENLM_BIN := $(VENV)/kenlm/bin
+KENLM_VERSION ?= 0.3.0
+KENLM_APT := cmake build-essential libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+$(KENLM_BIN)/lmplz: | $(STAMP)
+	@command -v cmake >/dev/null 2>&1 && [ -e /usr/include/boost/program_options.hpp ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing KenLM's build dependencies (apt)"; apt-get update -qq && apt-get install -y -qq $(KENLM_APT) >/dev/null; \
+		else echo "KenLM needs: sudo apt-get install -y $(KENLM_APT)"; exit 1; fi; }
+	@set -e; tmp=$$(mktemp -d); \
+		$(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $$tmp kenlm==$(KENLM_VERSION); \
+		tar xzf $$tmp/kenlm-$(KENLM_VERSION).tar.gz -C $$tmp; \
+		cmake -S $$tmp/kenlm-$(KENLM_VERSION) -B $$tmp/build -DCMAKE_BUILD_TYPE=Release >/dev/null; \
+		$(MAKE) -s -C $$tmp/build -j$$(nproc) lmplz build_binary >/dev/null; \
+		mkdir -p $(KENLM_BIN); cp $$tmp/build/bin/lmplz $$tmp/build/bin/build_binary $(KENLM_BIN)/; rm -rf $$tmp
+	@echo "built $(KENLM_BIN)/lmplz and build_binary"
+
+kenlm: $(KENLM_BIN)/lmplz
+
+demo: install espeak kenlm
 	@mkdir -p $(DEMO_DIR)
 	$(BIN)/papermill nbs/train.ipynb $(DEMO_DIR)/train.ipynb -p output_dir $(abspath $(DEMO_DIR)) --log-output
 
@@ -55,7 +78,7 @@ readme-check:
 lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-test: install espeak browser sync-check readme-check lint-workflows
+test: install espeak browser kenlm sync-check readme-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
 	$(BIN)/python -m pytest -q tests
 

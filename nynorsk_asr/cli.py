@@ -12,7 +12,7 @@ from .rundir import SAFE_CHANGES, RunLockedError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'EXIT_CODES', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card',
-           'cmd_evaluate', 'HubUnreachableError', 'exit_code', 'quiet_bars_in_logs', 'main']
+           'cmd_evaluate', 'cmd_lm', 'HubUnreachableError', 'exit_code', 'quiet_bars_in_logs', 'main']
 
 # %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nynorsk-asr", allow_abbrev=False,
-                                     description="Norwegian Nynorsk speech recognition: prepare, train, evaluate, card")
+                                     description="Norwegian Nynorsk speech recognition: prepare, train, lm, evaluate, card")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an expected error")
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser("prepare", "decode, clean and filter the data; write the report, vocab.json and processor", sub)
@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir"); ev.add_argument("--split", default="test")
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
     ev.add_argument("--dataset_name", default=None, help="read the data from this copy instead of the run's recorded source")
+    ev.add_argument("--decoder", choices=["greedy", "lm", "both"], default="greedy",
+                    help="greedy, the run's language model (`nynorsk-asr lm` first), or both from one pass of the model")
+    lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
+                        allow_abbrev=False)
+    lm.add_argument("run_dir")
     bn = sub.add_parser("bench", help="benchmarks: ours vs the standard HF recipe, same inputs, same run", allow_abbrev=False)
     bn.add_argument("kind", choices=["prep", "train", "infer"])
     bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 120), infer: clips (default 48)")
@@ -90,10 +95,20 @@ def cmd_card(args):
     print(f"model card: {write_card(args.run_dir)}")
 
 def cmd_evaluate(args):
-    from nynorsk_asr.evaluation import evaluate_run
-    r = evaluate_run(args.run_dir, args.split, args.batch_size, args.max_samples, dataset_name=args.dataset_name)
-    print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances, greedy) "
-          f"-> {Path(args.run_dir)/'eval'/(args.split + '_greedy.json')}")
+    from nynorsk_asr.evaluation import evaluate_decoders
+    decoders = ("greedy", "lm") if args.decoder == "both" else (args.decoder,)
+    results = evaluate_decoders(args.run_dir, args.split, decoders, args.batch_size, args.max_samples,
+                                progress=sys.stderr.isatty(), dataset_name=args.dataset_name)
+    for name, r in results.items():
+        print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances, {name}, "
+              f"real-time factor {r['real_time_factor']}) -> {Path(args.run_dir)/'eval'/f'{args.split}_{name}.json'}")
+
+def cmd_lm(args):
+    from nynorsk_asr.lm import build_language_model
+    r = build_language_model(args.run_dir, progress=sys.stderr.isatty())
+    print(f"{r['order']}-gram from {r['sentences']} sentences ({r['words']} words, {r['unique_words']} types; removed "
+          f"{r['removed_by_reason'] or 'nothing'}), tuned on {r['tuned_on']}: alpha {r['alpha']}, beta {r['beta']}; "
+          f"{r['seconds']:.1f} s -> {Path(args.run_dir)/'language_model'}")
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
 
@@ -138,9 +153,9 @@ def main(argv=None):
     quiet_bars_in_logs()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if args.command in ("evaluate", "card", "bench"):
+    if args.command in ("evaluate", "card", "bench", "lm"):
         if unknown: parser.exit(2, f"nynorsk-asr {args.command}: error: unrecognized arguments: {' '.join(unknown)}\n")
-        return _run(parser, args, {"evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench}[args.command], args)
+        return _run(parser, args, {"evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench, "lm": cmd_lm}[args.command], args)
     if unknown:
         flag = next(u for u in unknown if u.startswith("--")) if any(u.startswith("--") for u in unknown) else unknown[0]
         valid = [f.name for f in fields(RunConfig)] + ["preset", "config_file"]

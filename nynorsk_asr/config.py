@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #c167860a
 from __future__ import annotations
-import difflib, hashlib, json, os, types, typing
+import difflib, hashlib, json, os, re, types, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import yaml
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'project_root',
-           'resolve_path', 'load_config', 'parse_value', 'config_dict', 'save_config', 'NotARunError',
+           'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config', 'NotARunError',
            'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
@@ -101,6 +101,16 @@ class RunConfig:
     precision: str = "auto"  # "auto" (bf16 > fp16 > fp32 by hardware), "bf16", "fp16", "fp32"
     dataloader_num_workers: int = 0
     report_to: str = "none"  # "none", "tensorboard", "wandb", ...
+    # --- n-gram language model (07a_lm) ---
+    lm_order: int = 5  # n-gram order of the KenLM model (the seed: 5)
+    lm_text_files: str | None = None  # extra LM text: local files, one sentence a line, joined with ","; cleaned like transcripts
+    lm_prune: str = "0"  # lmplz --prune thresholds per order, e.g. "0 0 1" (0: keep every n-gram)
+    lm_memory: str = "500M"  # lmplz -S: memory for sorting (without it lmplz reserves 80% of RAM)
+    lm_alpha: float = 0.5  # LM weight when not tuned (the seed: 0.5)
+    lm_beta: float = 1.5  # word insertion bonus when not tuned (the seed: 1.5)
+    lm_alphas: str = "0.3,0.5,0.7,1.0"  # alpha grid tuned on the eval split
+    lm_betas: str = "0.5,1.0,1.5,2.0,3.0"  # beta grid tuned on the eval split
+    lm_beam_width: int = 50  # beam search width
 
 # %% ../nbs/00_config.ipynb #b8c1c40e
 class ConfigError(ValueError):
@@ -145,7 +155,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     positive = ["sampling_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
                 "gradient_accumulation_steps", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "conv_channels", "eval_steps", "save_steps", "logging_steps",
-                "save_total_limit", "mask_time_length", "mask_feature_length"]
+                "save_total_limit", "mask_time_length", "mask_feature_length", "lm_order", "lm_beam_width"]
     non_negative = ["min_duration_in_seconds", "synth_train_size", "synth_validation_size", "synth_test_size",
                     "min_text_length", "learning_rate", "warmup_steps", "num_train_epochs", "weight_decay",
                     "max_grad_norm", "dataloader_num_workers"]
@@ -171,6 +181,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not getattr(cfg, k).strip(): raise ConfigError(f"{k} must not be empty")
     if any(not s.strip() for s in cfg.train_split_name.split("+")):
         raise ConfigError(f"train_split_name={cfg.train_split_name!r} has an empty part; use e.g. 'train+validation'")
+    for k in ("lm_alphas", "lm_betas"):
+        try: values = [float(v) for v in getattr(cfg, k).split(",")]
+        except ValueError: raise ConfigError(f"{k}={getattr(cfg, k)!r}: use numbers joined with ',', e.g. '0.3,0.5,1.0'") from None
+        if any(v < 0 for v in values): raise ConfigError(f"{k}={getattr(cfg, k)!r}: values must be >= 0")
+    if not re.fullmatch(r"\d+(\s+\d+)*", cfg.lm_prune.strip()):
+        raise ConfigError(f"lm_prune={cfg.lm_prune!r}: thresholds per order separated by spaces, e.g. '0 0 1'")
     return cfg
 
 # %% ../nbs/00_config.ipynb #adccb585
@@ -197,7 +213,7 @@ def _check_keys(values: dict, where: str):
             err = unknown_key_error(k, valid)
             raise ConfigError(f"{where}: {err}")
 
-# %% ../nbs/00_config.ipynb #48651799
+# %% ../nbs/00_config.ipynb #49f1787f
 def project_root() -> Path | None:
     "The checkout this package is imported from (the folder holding `settings.ini` and `nbs/`), or None when installed."
     root = Path(str(files("nynorsk_asr"))).resolve().parent
@@ -211,20 +227,31 @@ def resolve_path(path) -> Path:
     base = root if root is not None and cwd.is_relative_to(root) else cwd
     return base/p
 
+# %% ../nbs/00_config.ipynb #d14c06ca
+def preset_values(preset: str, _seen=()) -> tuple[dict, str]:
+    "The keys of a shipped preset or a YAML preset file, its `base` preset's first; and the preset's name."
+    if preset in available_presets(): path, name = PRESET_DIR/f"{preset}.yaml", preset
+    elif str(preset).endswith((".yaml", ".yml")) and Path(preset).is_file(): path, name = Path(preset), Path(preset).stem
+    else:
+        close = difflib.get_close_matches(str(preset), available_presets(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {preset!r}: valid presets are {', '.join(available_presets())} "
+                          f"or a path to a YAML file{hint}")
+    values = _read_yaml(path)
+    base = values.pop("base", None)
+    if base is not None:
+        if base in _seen or base == name: raise ConfigError(f"preset {name!r}: `base: {base}` makes a loop")
+        values = {**preset_values(base, (*_seen, name))[0], **values}
+    _check_keys(values, f"preset {preset!r}")
+    return values, name
+
 # %% ../nbs/00_config.ipynb #44ec31e2
 def load_config(preset: str = "demo",        # a shipped preset name (see `available_presets`) or a YAML file path
                 config_file: str | None = None,  # optional YAML file of overrides applied after the preset
                 **overrides,                 # any RunConfig field, applied last
                ) -> RunConfig:               # validated configuration
     "Resolve preset, then `config_file`, then keyword overrides into a validated `RunConfig`."
-    if preset in available_presets(): values, name = _read_yaml(PRESET_DIR/f"{preset}.yaml"), preset
-    elif str(preset).endswith((".yaml", ".yml")) and Path(preset).is_file(): values, name = _read_yaml(preset), Path(preset).stem
-    else:
-        close = difflib.get_close_matches(str(preset), available_presets(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown preset {preset!r}: valid presets are {', '.join(available_presets())} "
-                          f"or a path to a YAML file{hint}")
-    _check_keys(values, f"preset {preset!r}")
+    values, name = preset_values(preset)
     if config_file is not None:
         extra = _read_yaml(config_file); _check_keys(extra, str(config_file)); values.update(extra)
     _check_keys(overrides, "override")
@@ -280,7 +307,7 @@ def config_hash(cfg: RunConfig, keys=None) -> str:
     if keys is not None: d = {k: d[k] for k in keys}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-# %% ../nbs/00_config.ipynb #ceb17e40
+# %% ../nbs/00_config.ipynb #c45aee60
 def field_help() -> dict[str, str]:
     "Each RunConfig field's trailing comment in the package's `config.py` (empty for a field without one)."
     import ast, io, tokenize

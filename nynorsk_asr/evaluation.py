@@ -4,44 +4,30 @@
 
 # %% ../nbs/07_evaluate.ipynb #08b686d3
 from __future__ import annotations
-import dataclasses, hashlib, json, os, time
+import dataclasses, json, os, time
 from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
-from tqdm.auto import tqdm
 import jiwer
-from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
-from .config import RunConfig, NotARunError, load_run_config
-from .ctc import CTCCollator, greedy_ids
-from .prep import prepare_split
+from .config import RunConfig, load_run_config
+from .ctc import greedy_texts, utterance_log_probs
+from .lm import LM_DIR, lm_texts, load_decoder
+from .model import file_hash, load_run_model
+from .prep import load_eval_split
 from .rundir import public_dataset_name
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'RunNotTrainedError', 'DataUnavailableError', 'load_run_model',
-           'recorded_source', 'load_eval_split', 'evaluate_run', 'write_json', 'group_of', 'rates_by_group',
-           'character_edits', 'worst_utterances', 'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'evaluate_decoders', 'evaluate_run', 'write_json', 'group_of',
+           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
                progress: bool = True) -> list[str]:
     "Greedy CTC transcripts of normalised 16 kHz `input_values` (a list of 1-D arrays), in input order."
-    device = device or next(model.parameters()).device
-    order = np.argsort([len(x) for x in input_values])[::-1]
-    out = [None] * len(input_values)
-    collate = CTCCollator()
-    model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc="transcribing", unit="batch", disable=not progress):
-        idx = order[start:start + batch_size]
-        batch = collate([{"input_values": input_values[i], "labels": []} for i in idx])
-        mask = batch["attention_mask"].to(device)
-        with torch.inference_mode():
-            logits = model(batch["input_values"].to(device), attention_mask=mask).logits
-        ids = greedy_ids(model, logits, mask, fill=processor.tokenizer.pad_token_id)
-        for i, text in zip(idx, processor.batch_decode(ids.cpu().numpy())): out[i] = text
-    return out
+    return greedy_texts(processor, utterance_log_probs(model, input_values, batch_size, device, progress))
 
-# %% ../nbs/07_evaluate.ipynb #7b8d506c
+# %% ../nbs/07_evaluate.ipynb #9c50e5ef
 FRAME_SECONDS = 0.02  # wav2vec2: one frame per 320 samples at 16 kHz
 
 def plot_posteriogram(model, processor, input_values, reference: str | None = None, ax=None):
@@ -64,65 +50,26 @@ def plot_posteriogram(model, processor, input_values, reference: str | None = No
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #3f7c5f2b
-class RunNotTrainedError(NotARunError):
-    "The run directory holds no trained model."
+# %% ../nbs/07_evaluate.ipynb #7fedf87e
+def _decode(decoder: str, run_dir, processor, cfg, log_probs) -> tuple[list[str], dict]:
+    "Transcripts of one decoder, and what the eval file records about it."
+    if decoder == "greedy": return greedy_texts(processor, log_probs), {}
+    if decoder != "lm": raise ValueError(f"decoder={decoder!r}: use 'greedy' or 'lm'")
+    lm = load_decoder(run_dir, processor)
+    attrs = json.loads((Path(run_dir)/LM_DIR/"attrs.json").read_text())
+    binary = next(p for p in (Path(run_dir)/LM_DIR).iterdir() if p.suffix in (".bin", ".arpa"))
+    info = {"decoder_params": {**attrs, "beam_width": cfg.lm_beam_width}, "lm_fingerprint": file_hash(binary)}
+    return lm_texts(lm, log_probs, cfg.lm_beam_width), info
 
-class DataUnavailableError(FileNotFoundError):
-    "The data a run was prepared from cannot be read any more."
-
-def _file_hash(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
-    return h.hexdigest()[:16]
-
-def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
-    "The run's final model (in eval mode, on `device`) and processor; `RunNotTrainedError` when there is none."
-    run_dir = Path(run_dir)
-    weights = run_dir/"model.safetensors"
-    if not weights.is_file():
-        raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
-                                 f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
-    model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
-    return model, processor
-
-# %% ../nbs/07_evaluate.ipynb #0c92163c
-def recorded_source(run_dir) -> dict:
-    "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
-    path = Path(run_dir)/"prep_report.json"
-    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return {"source": report.get("source"),
-            "corpus_fingerprints": {s: r.get("corpus_fingerprint") for s, r in report.get("splits", {}).items()}}
-
-def load_eval_split(run_dir, cfg: RunConfig, split: str):
-    "The prepared `split` for evaluating the run: (rows, report); `DataUnavailableError` when its source is gone."
-    recorded = recorded_source(run_dir)
-    try: ds, report = prepare_split(cfg, split)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
-        fp = recorded["corpus_fingerprints"].get(split)
-        raise DataUnavailableError(
-            f"evaluating {run_dir} on split {split!r} needs the data the run was prepared from, "
-            f"dataset_name={cfg.dataset_name!r}" + (f" (corpus fingerprint {fp})" if fp else "") +
-            f", recorded in {Path(run_dir)/'config.yaml'}; it cannot be read: {e}. Restore it, or point the "
-            "evaluation at a copy with --dataset_name") from e
-    before = recorded["corpus_fingerprints"].get(split)
-    if before and report.get("corpus_fingerprint") not in (None, before):
-        print(f"warning: split {split!r} of {cfg.dataset_name} changed since the run was prepared "
-              f"(corpus fingerprint {before} then, {report['corpus_fingerprint']} now)", flush=True)
-    return ds, report
-
-# %% ../nbs/07_evaluate.ipynb #de83010a
-def evaluate_run(run_dir,                 # a trained run directory
-                 split: str = "test",     # source split to evaluate
-                 batch_size: int | None = None,  # default: the run's per_device_eval_batch_size
-                 max_samples: int | None = None,
-                 progress: bool = True,
-                 dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
-                ) -> dict:
-    "Greedy WER/CER of the run's final model on `split`; writes and returns `eval/<split>_greedy.json`."
+def evaluate_decoders(run_dir,                  # a trained run directory
+                      split: str = "test",      # source split to evaluate
+                      decoders=("greedy",),     # "greedy" and/or "lm" (needs `nynorsk-asr lm RUN_DIR` first)
+                      batch_size: int | None = None,  # default: the run's per_device_eval_batch_size
+                      max_samples: int | None = None,
+                      progress: bool = True,
+                      dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
+                     ) -> dict[str, dict]:       # decoder -> the contents of eval/<split>_<decoder>.json
+    "WER/CER of the run's final model on `split` with each decoder, from log-probabilities computed once."
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
@@ -131,23 +78,32 @@ def evaluate_run(run_dir,                 # a trained run directory
     if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
     device = next(model.parameters()).device
     t0 = time.perf_counter()
-    hyps = transcribe(model, processor, [np.asarray(x, np.float32) for x in ds["input_values"]],
-                      batch_size or cfg.per_device_eval_batch_size, device, progress)
-    seconds = time.perf_counter() - t0
-    refs = list(ds["text"])
-    utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, **utterance_errors(r, h)}
-                  for u, s, r, h in zip(ds["utterance_id"], ds["speaker"], refs, hyps)]
-    audio = float(np.sum(ds["duration"]))
-    result = {"split": split, "decoder": "greedy", **error_rates(hyps, refs),
-              "utterances_evaluated": len(utterances), "utterances_dropped_in_preparation": report["dropped"],
-              "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
-              "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
-              "real_time_factor": round(seconds / max(audio, 1e-9), 4),
-              "model_fingerprint": _file_hash(run_dir/"model.safetensors"), "data_fingerprint": report["fingerprint"],
-              "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
-              "device": str(device), "utterances": utterances}
-    write_json(run_dir/"eval"/f"{split}_greedy.json", result)
-    return result
+    log_probs = utterance_log_probs(model, [np.asarray(x, np.float32) for x in ds["input_values"]],
+                                    batch_size or cfg.per_device_eval_batch_size, device, progress)
+    model_seconds = time.perf_counter() - t0
+    refs, audio = list(ds["text"]), float(np.sum(ds["duration"]))
+    results = {}
+    for decoder in decoders:
+        t1 = time.perf_counter()
+        hyps, info = _decode(decoder, run_dir, processor, cfg, log_probs)
+        seconds = model_seconds + time.perf_counter() - t1
+        utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, **utterance_errors(r, h)}
+                      for u, s, r, h in zip(ds["utterance_id"], ds["speaker"], refs, hyps)]
+        results[decoder] = {"split": split, "decoder": decoder, **error_rates(hyps, refs), **info,
+                            "utterances_evaluated": len(utterances), "utterances_dropped_in_preparation": report["dropped"],
+                            "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
+                            "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
+                            "real_time_factor": round(seconds / max(audio, 1e-9), 4),
+                            "model_fingerprint": file_hash(run_dir/"model.safetensors"), "data_fingerprint": report["fingerprint"],
+                            "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
+                            "device": str(device), "utterances": utterances}
+        write_json(run_dir/"eval"/f"{split}_{decoder}.json", results[decoder])
+    return results
+
+def evaluate_run(run_dir, split: str = "test", batch_size: int | None = None, max_samples: int | None = None,
+                 progress: bool = True, dataset_name: str | None = None, decoder: str = "greedy") -> dict:
+    "WER/CER of the run's final model on `split` with one decoder; writes and returns `eval/<split>_<decoder>.json`."
+    return evaluate_decoders(run_dir, split, (decoder,), batch_size, max_samples, progress, dataset_name)[decoder]
 
 def write_json(path, doc: dict):
     "Write `doc` to `path` atomically (a temporary file renamed into place)."

@@ -4,13 +4,16 @@
 
 # %% ../nbs/05_model.ipynb #911f4a9f
 from __future__ import annotations
+import hashlib
+from pathlib import Path
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-from .config import RunConfig, ConfigError
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
+from .config import RunConfig, ConfigError, NotARunError
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters']
+__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError', 'file_hash',
+           'load_run_model']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -64,3 +67,26 @@ def _use_sdpa(model):
 
 def count_parameters(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+# %% ../nbs/05_model.ipynb #8b31a15d
+class RunNotTrainedError(NotARunError):
+    "The run directory holds no trained model."
+
+def file_hash(path) -> str:
+    "A short sha256 of a file's bytes (the model's fingerprint in evaluation files)."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()[:16]
+
+def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
+    "The run's final model (in eval mode, on `device`) and processor; `RunNotTrainedError` when there is none."
+    run_dir = Path(run_dir)
+    weights = run_dir/"model.safetensors"
+    if not weights.is_file():
+        raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
+                                 f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
+    model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
+    return model, processor

@@ -23,7 +23,7 @@ from .vocab import make_processor, build_processor
 __all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'declared_wav_frames', 'decode_audio', 'normalize',
            'summarize', 'unique_ids', 'corpus_fingerprint', 'remove_orphans', 'prepare_rows', 'prepare_split',
            'prepare_splits', 'prepare', 'source_record', 'save_report', 'format_report', 'plot_report',
-           'trained_processor', 'prepare_run']
+           'DataUnavailableError', 'recorded_source', 'load_eval_split', 'trained_processor', 'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
@@ -150,7 +150,7 @@ def summarize(prepared: Dataset, problems: Problems | None = None, n_examples: i
             "kept_hours": round(sum(d for d, r in zip(cols["duration"], cols["drop_reason"]) if not r) / 3600, 4),
             "dropped_by_reason": {**as_counts(dropped), **source}, "fixed_by_kind": as_counts(fixed)}
 
-# %% ../nbs/03a_prep.ipynb #5b011013
+# %% ../nbs/03a_prep.ipynb #f775effd
 def unique_ids(corpus: Dataset, problems: Problems) -> tuple[Dataset, list[str]]:
     "`corpus` with unique utterance ids (copies dropped into `problems`) and the list of renamed ids."
     ids = corpus["utterance_id"]
@@ -276,7 +276,7 @@ def format_report(report: dict) -> str:
         for kind, v in r["fixed_by_kind"].items(): lines.append(f"{'':>12}fixed   {v['count']:>5} {kind}")
     return "\n".join(lines)
 
-# %% ../nbs/03a_prep.ipynb #69f10b54
+# %% ../nbs/03a_prep.ipynb #d1d8e2f1
 def plot_report(report: dict, durations: dict | None = None, window: tuple | None = None):
     "Histogram of kept durations per split (`durations`: split -> seconds) and the drop reasons of `prep_report.json`."
     import matplotlib.pyplot as plt
@@ -291,6 +291,34 @@ def plot_report(report: dict, durations: dict | None = None, window: tuple | Non
     a2.set_xlabel("rows dropped"); a2.set_title(f"dropped {sum(reasons.values())} of {report.get('rows_total', 0)} rows")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/03a_prep.ipynb #95591555
+class DataUnavailableError(FileNotFoundError):
+    "The data a run was prepared from cannot be read any more."
+
+def recorded_source(run_dir) -> dict:
+    "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
+    path = Path(run_dir)/"prep_report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {"source": report.get("source"),
+            "corpus_fingerprints": {s: r.get("corpus_fingerprint") for s, r in report.get("splits", {}).items()}}
+
+def load_eval_split(run_dir, cfg: RunConfig, split: str):
+    "The prepared `split` for evaluating the run: (rows, report); `DataUnavailableError` when its source is gone."
+    recorded = recorded_source(run_dir)
+    try: ds, report = prepare_split(cfg, split)
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        fp = recorded["corpus_fingerprints"].get(split)
+        raise DataUnavailableError(
+            f"evaluating {run_dir} on split {split!r} needs the data the run was prepared from, "
+            f"dataset_name={cfg.dataset_name!r}" + (f" (corpus fingerprint {fp})" if fp else "") +
+            f", recorded in {Path(run_dir)/'config.yaml'}; it cannot be read: {e}. Restore it, or point the "
+            "evaluation at a copy with --dataset_name") from e
+    before = recorded["corpus_fingerprints"].get(split)
+    if before and report.get("corpus_fingerprint") not in (None, before):
+        print(f"warning: split {split!r} of {cfg.dataset_name} changed since the run was prepared "
+              f"(corpus fingerprint {before} then, {report['corpus_fingerprint']} now)", flush=True)
+    return ds, report
 
 # %% ../nbs/03a_prep.ipynb #be94efa5
 def trained_processor(cfg: RunConfig, texts):

@@ -77,7 +77,8 @@ def test_saved_model_transcribes_through_hf_pipeline(tmp_path):
     from nynorsk_asr.config import load_config
     from nynorsk_asr.vocab import make_processor
     from nynorsk_asr.model import build_model
-    from nynorsk_asr.evaluation import load_run_model, transcribe
+    from nynorsk_asr.evaluation import transcribe
+    from nynorsk_asr.model import load_run_model
     from nynorsk_asr.prep import normalize
     processor = make_processor(["abcdefghijklmnopqrstuvwxyz æøå"], tmp_path)
     build_model(load_config("demo", seed=0), processor).save_pretrained(tmp_path)
@@ -105,20 +106,20 @@ def test_evaluate_cli_writes_eval_json(trained):
 
 
 def test_evaluate_names_what_is_missing(trained, tmp_path):
-    "No model, or the data the run was prepared from gone: one line that says which, exit status 2."
+    "No model (exit status 4), or the data the run was prepared from gone (3): one line that says which."
     import shutil, yaml
     untrained = tmp_path / "untrained"
     untrained.mkdir()
     shutil.copy(trained / "config.yaml", untrained / "config.yaml")
     out = subprocess.run(cli("evaluate", str(untrained)), capture_output=True, text=True)
-    assert out.returncode == 2 and "holds no trained model" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 4 and "holds no trained model" in out.stderr and "Traceback" not in out.stderr
     moved = tmp_path / "moved"
     shutil.copytree(trained, moved, ignore=shutil.ignore_patterns("checkpoint-*"))
     cfg = yaml.safe_load((moved / "config.yaml").read_text())
     cfg.update(dataset_name=str(tmp_path / "corpus-that-was-deleted"))
     (moved / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = subprocess.run(cli("evaluate", str(moved)), capture_output=True, text=True)
-    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "needs the data the run was prepared from" in out.stderr and "corpus-that-was-deleted" in out.stderr
     assert "--dataset_name" in out.stderr
     # pointing it at a copy works (here: the synthetic corpus it was made from)

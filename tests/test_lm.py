@@ -1,0 +1,97 @@
+"""The language-model stage on a demo-sized model trained briefly: build, tune, decode, card; the transformers route
+reads the same run directory; bad input is named."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+from test_train import cli, flags
+
+# the demo preset, shorter: enough for a model whose greedy output is close, so an LM has letters to fix
+SHORT = dict(max_steps=600, eval_steps=300, save_steps=300, logging_steps=100)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    "A demo-sized run with its LM; the LM text gets an extra file holding one test sentence (it must be filtered out)."
+    from nynorsk_asr.synth import synthetic_sentences
+    from nynorsk_asr.config import load_config
+    cfg = load_config("demo")
+    sentences = synthetic_sentences(cfg.synth_train_size + cfg.synth_validation_size + cfg.synth_test_size, cfg.seed)
+    extra = tmp_path_factory.mktemp("lmtext") / "planted.txt"
+    extra.write_text(f"{sentences[-1]}\nEin heilt ny setning om ferja til Stord.\n", encoding="utf-8")
+    run = tmp_path_factory.mktemp("lmrun")
+    for cmd in (cli("train", *flags(**SHORT, output_dir=run, lm_text_files=extra)), cli("lm", str(run)),
+                cli("evaluate", str(run), "--decoder", "both"), cli("card", str(run))):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        assert out.returncode == 0, (cmd, out.stderr[-3000:])
+    return run
+
+
+def test_lm_lowers_wer_on_unseen_sentences(run):
+    greedy = json.loads((run / "eval/test_greedy.json").read_text())
+    lm = json.loads((run / "eval/test_lm.json").read_text())
+    assert greedy["split"] == lm["split"] == "test" and lm["utterances_evaluated"] == 200
+    assert lm["wer"] < 0.7 * greedy["wer"], (lm["wer"], greedy["wer"])
+    assert lm["cer"] < greedy["cer"]
+    assert lm["decoder_params"]["beam_width"] == 50 and len(lm["lm_fingerprint"]) == 16
+    assert lm["model_fingerprint"] == greedy["model_fingerprint"]
+    search = json.loads((run / "eval/validation_lm_search.json").read_text())
+    best = search["grid"][0]
+    assert (lm["decoder_params"]["alpha"], lm["decoder_params"]["beta"]) == (best["alpha"], best["beta"])
+    assert best["wer"] == min(r["wer"] for r in search["grid"]) and len(search["grid"]) == 20
+
+
+def test_held_out_sentence_is_filtered_from_the_lm_text(run):
+    report = json.loads((run / "lm_report.json").read_text())
+    assert report["removed_by_reason"] == {"held_out_sentence": 1}
+    assert report["sentences_by_source"] == {"train_transcripts": 2000, "planted.txt": 1}
+    assert sorted(p.name for p in (run / "language_model").iterdir()) == ["5gram.bin", "attrs.json", "unigrams.txt"]
+    assert not list(run.glob(".language_model.tmp*")) and not list(run.glob(".lm-save*"))
+
+
+def test_processor_with_lm_reads_the_run_and_decodes_the_same(run):
+    "transformers' Wav2Vec2ProcessorWithLM (deprecated, still used) loads the run directory and agrees with our decoder."
+    from transformers import Wav2Vec2ProcessorWithLM
+    from nynorsk_asr.config import load_run_config
+    from nynorsk_asr.ctc import utterance_log_probs
+    from nynorsk_asr.lm import load_decoder, lm_texts
+    from nynorsk_asr.model import load_run_model
+    from nynorsk_asr.prep import load_eval_split
+    cfg = load_run_config(run)
+    model, processor = load_run_model(run, "cpu")
+    rows, _ = load_eval_split(run, cfg, "test")
+    lps = utterance_log_probs(model, [np.asarray(x, np.float32) for x in rows["input_values"][:12]], progress=False)
+    ours = lm_texts(load_decoder(run, processor), lps, cfg.lm_beam_width)
+    with_lm = Wav2Vec2ProcessorWithLM.from_pretrained(str(run))
+    theirs = [with_lm.decode(lp, beam_width=cfg.lm_beam_width).text for lp in lps]
+    assert theirs == ours and all(ours)
+
+
+def test_card_carries_both_decoders(run):
+    from huggingface_hub import ModelCard
+    card = ModelCard.load(run / "README.md")
+    names = {r.metric_name for r in card.data.eval_results}
+    assert {"Test WER (greedy decoding)", "Test WER (n-gram LM decoding)", "Test CER (n-gram LM decoding)"} <= names
+    text = (run / "README.md").read_text()
+    lm = json.loads((run / "eval/test_lm.json").read_text())
+    assert f"beam search with the run's n-gram LM (alpha {lm['decoder_params']['alpha']}" in text
+    assert "## Language model" in text and "estimated from 2001 sentences" in text and "held_out_sentence 1" in text
+
+
+def test_alphabet_that_does_not_match_the_tokenizer_is_named(run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoint-*"))
+    alphabet = json.loads((copy / "alphabet.json").read_text())
+    alphabet["labels"] = [("ß" if l == "a" else l) for l in alphabet["labels"]]  # an LM built for another vocabulary
+    (copy / "alphabet.json").write_text(json.dumps(alphabet))
+    out = subprocess.run(cli("evaluate", str(copy), "--decoder", "lm"), capture_output=True, text=True)
+    assert out.returncode == 2 and "does not match the run's tokenizer" in out.stderr, out.stderr[-2000:]
+    assert "'ß'" in out.stderr and "'a'" in out.stderr
+
+
+def test_missing_lmplz_says_how_to_build_it(run, tmp_path):
+    env = {**os.environ, "NYNORSK_KENLM_BIN": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    code = ("import sys, nynorsk_asr.lm as lm; sys.prefix = sys.argv[1]; "
+            "from nynorsk_asr.cli import main; main(['lm', sys.argv[2]])")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(run)], capture_output=True, text=True, env=env)
+    assert out.returncode == 3 and "make kenlm" in out.stderr, out.stderr[-2000:]
