@@ -52,7 +52,8 @@ $(KENLM_BIN)/lmplz: | $(STAMP)
 			echo "installing KenLM's build dependencies (apt)"; apt-get update -qq && apt-get install -y -qq $(KENLM_APT) >/dev/null; \
 		else echo "KenLM needs: sudo apt-get install -y $(KENLM_APT)"; exit 1; fi; }
 	@set -e; tmp=$$(mktemp -d); \
-		$(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $$tmp kenlm==$(KENLM_VERSION); \
+		$(BIN)/python -m pip install -q setuptools wheel; \
+		$(BIN)/python -m pip download -q --no-deps --no-binary kenlm --no-build-isolation -d $$tmp kenlm==$(KENLM_VERSION); \
 		tar xzf $$tmp/kenlm-$(KENLM_VERSION).tar.gz -C $$tmp; \
 		cmake -S $$tmp/kenlm-$(KENLM_VERSION) -B $$tmp/build -DCMAKE_BUILD_TYPE=Release >/dev/null; \
 		$(MAKE) -s -C $$tmp/build -j$$(nproc) lmplz build_binary >/dev/null; \

@@ -14,12 +14,12 @@ from .ctc import greedy_texts, utterance_log_probs
 from .lm import LM_DIR, lm_texts, load_decoder
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
-from .rundir import public_dataset_name
+from .rundir import public_dataset_name, write_json
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'evaluate_decoders', 'evaluate_run', 'write_json', 'group_of',
-           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'evaluate_decoders', 'evaluate_run', 'group_of', 'rates_by_group',
+           'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
@@ -27,7 +27,7 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
     "Greedy CTC transcripts of normalised 16 kHz `input_values` (a list of 1-D arrays), in input order."
     return greedy_texts(processor, utterance_log_probs(model, input_values, batch_size, device, progress))
 
-# %% ../nbs/07_evaluate.ipynb #9c50e5ef
+# %% ../nbs/07_evaluate.ipynb #49cee770
 FRAME_SECONDS = 0.02  # wav2vec2: one frame per 320 samples at 16 kHz
 
 def plot_posteriogram(model, processor, input_values, reference: str | None = None, ax=None):
@@ -50,7 +50,7 @@ def plot_posteriogram(model, processor, input_values, reference: str | None = No
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #7fedf87e
+# %% ../nbs/07_evaluate.ipynb #c5f771ae
 def _decode(decoder: str, run_dir, processor, cfg, log_probs) -> tuple[list[str], dict]:
     "Transcripts of one decoder, and what the eval file records about it."
     if decoder == "greedy": return greedy_texts(processor, log_probs), {}
@@ -104,12 +104,6 @@ def evaluate_run(run_dir, split: str = "test", batch_size: int | None = None, ma
                  progress: bool = True, dataset_name: str | None = None, decoder: str = "greedy") -> dict:
     "WER/CER of the run's final model on `split` with one decoder; writes and returns `eval/<split>_<decoder>.json`."
     return evaluate_decoders(run_dir, split, (decoder,), batch_size, max_samples, progress, dataset_name)[decoder]
-
-def write_json(path, doc: dict):
-    "Write `doc` to `path` atomically (a temporary file renamed into place)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, path)
 
 # %% ../nbs/07_evaluate.ipynb #c3dae3ec
 def group_of(utterance: dict, by: str = "speaker") -> str:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
 from .config import RunConfig, ConfigError, config_hash, save_config
-from .rundir import check_rerun, is_trained, public_dataset_name, run_lock
+from .rundir import check_rerun, is_trained, public_dataset_name, run_lock, write_json
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
 from .ctc import ctc_frames, ctc_frames_needed
@@ -150,7 +150,7 @@ def summarize(prepared: Dataset, problems: Problems | None = None, n_examples: i
             "kept_hours": round(sum(d for d, r in zip(cols["duration"], cols["drop_reason"]) if not r) / 3600, 4),
             "dropped_by_reason": {**as_counts(dropped), **source}, "fixed_by_kind": as_counts(fixed)}
 
-# %% ../nbs/03a_prep.ipynb #f775effd
+# %% ../nbs/03a_prep.ipynb #515e57e9
 def unique_ids(corpus: Dataset, problems: Problems) -> tuple[Dataset, list[str]]:
     "`corpus` with unique utterance ids (copies dropped into `problems`) and the list of renamed ids."
     ids = corpus["utterance_id"]
@@ -264,8 +264,7 @@ def save_report(out: Path, reports: dict, used: dict, source: dict | None = None
         for reason, v in r["dropped_by_reason"].items(): total[reason] += v["count"]
     doc = {"source": source, "splits": reports, "used": used, "dropped_total_by_reason": dict(sorted(total.items())),
            "kept_total": sum(r["kept"] for r in reports.values()), "rows_total": sum(r["rows"] for r in reports.values())}
-    tmp = out/"prep_report.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8"); os.replace(tmp, out/"prep_report.json")
+    write_json(out/"prep_report.json", doc)
 
 def format_report(report: dict) -> str:
     "A short human summary of `prep_report.json`."
@@ -276,7 +275,7 @@ def format_report(report: dict) -> str:
         for kind, v in r["fixed_by_kind"].items(): lines.append(f"{'':>12}fixed   {v['count']:>5} {kind}")
     return "\n".join(lines)
 
-# %% ../nbs/03a_prep.ipynb #d1d8e2f1
+# %% ../nbs/03a_prep.ipynb #2906481b
 def plot_report(report: dict, durations: dict | None = None, window: tuple | None = None):
     "Histogram of kept durations per split (`durations`: split -> seconds) and the drop reasons of `prep_report.json`."
     import matplotlib.pyplot as plt
@@ -292,7 +291,7 @@ def plot_report(report: dict, durations: dict | None = None, window: tuple | Non
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03a_prep.ipynb #95591555
+# %% ../nbs/03a_prep.ipynb #2c02de68
 class DataUnavailableError(FileNotFoundError):
     "The data a run was prepared from cannot be read any more."
 

@@ -14,7 +14,7 @@ from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run
 from .provenance import git_provenance, hardware_name, library_versions, peak_memory_mb
-from .rundir import check_rerun, relative_to_run, run_lock
+from .rundir import check_rerun, relative_to_run, run_lock, write_json
 from .scoring import error_rates
 from .vocab import save_processor
 
@@ -77,7 +77,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
                 tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
                 os.replace(tmp, folder/COMPLETE_MARKER)
 
-# %% ../nbs/06_train.ipynb #8fe97f8e
+# %% ../nbs/06_train.ipynb #d1efd35e
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
     "(step, folder, complete) of every `checkpoint-N` in `output_dir`, by step."
     out = []
@@ -234,7 +234,7 @@ def earlier_invocations(resume: Path | None) -> list:
     "The invocations recorded in the checkpoint a run resumes from (none when it starts afresh)."
     return json.loads((resume/INVOCATIONS).read_text()) if resume and (resume/INVOCATIONS).is_file() else []
 
-# %% ../nbs/06_train.ipynb #2d4f659c
+# %% ../nbs/06_train.ipynb #a3ed3cfb
 def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, train_ds, eval_ds, callbacks=()) -> TimedTrainer:
     "The run's Trainer: CTC collator, greedy WER/CER, complete-checkpoint markers, plain progress lines."
     trainer = TimedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -244,7 +244,7 @@ def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, tra
     trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
     return quiet_progress(trainer)
 
-# %% ../nbs/06_train.ipynb #0cc0a2be
+# %% ../nbs/06_train.ipynb #fa4da51e
 def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:
     "The checkpoint to resume from (None: start afresh) and its step and epoch; unfinished ones set aside first."
     if args.process_index == 0:
@@ -273,7 +273,7 @@ def finished_record(cfg: RunConfig) -> dict | None:
     done = state["global_step"] >= cfg.max_steps if cfg.max_steps > 0 else state.get("epoch", 0) >= cfg.num_train_epochs - 1e-6
     return json.loads((run/"train_record.json").read_text()) if done else None
 
-# %% ../nbs/06_train.ipynb #8ffaa402
+# %% ../nbs/06_train.ipynb #8e55c837
 def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precision: tuple[str, str],
                invocations: list, train_loss: float) -> dict:
     "The contents of `train_record.json`: what ran, where, how fast (totals over every invocation), with which code."
@@ -294,7 +294,7 @@ def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precis
             "train_loss": train_loss, **peak_memory_mb(), "parameters": count_parameters(trainer.model),
             "config_hash": config_hash(cfg), "versions": library_versions(), "provenance": git_provenance()}
 
-# %% ../nbs/06_train.ipynb #0a7386f2
+# %% ../nbs/06_train.ipynb #cd9b7fd4
 def train_run(cfg: RunConfig,
               prepared=None,  # (data, processor) from `prepare_run(cfg)` in this process, to skip preparing again
               allow_changes=(),  # SAFE_CHANGES keys that may differ from a trained run's recorded config
@@ -329,7 +329,7 @@ def train_run(cfg: RunConfig,
             save_final(trainer, processor, cfg.output_dir)
             this = now.summary(args, trainer.state, True)
             record = run_record(cfg, trainer, train_hours, precision, now.earlier + [this], result.training_loss)
-            (Path(cfg.output_dir)/"train_record.json").write_text(json.dumps(record, indent=1))
+            write_json(Path(cfg.output_dir)/"train_record.json", record)
             _log(f"trained {record['steps_this_session']} steps in {this['train_loop_seconds']:.0f} s "
                  f"({this['audio_seconds_per_second']} audio-s/s); best wer {trainer.state.best_metric}")
         if args.world_size > 1: torch.distributed.barrier()
