@@ -34,11 +34,13 @@ def test_papermill_run_produced_the_whole_run_directory(evaluated):
 
 def test_card_metadata_parses_and_holds_wer_and_cer(evaluated):
     card = ModelCard.load(evaluated / "README.md")
-    ev = json.loads((evaluated / "eval/test_greedy.json").read_text())
-    results = {(r.metric_type, r.dataset_split): r for r in card.data.eval_results}
-    assert results[("wer", "test")].metric_value == ev["wer"]
-    assert results[("cer", "test")].metric_value == ev["cer"]
-    assert "greedy" in results[("wer", "test")].metric_name
+    results = {(r.metric_type, r.dataset_split, r.metric_name.split("(")[1].split(" decoding")[0]): r
+               for r in card.data.eval_results}
+    for decoder, named in (("greedy", "greedy"), ("lm", "n-gram LM")):  # the notebook builds the LM by default
+        ev = json.loads((evaluated / f"eval/test_{decoder}.json").read_text())
+        assert results[("wer", "test", named)].metric_value == ev["wer"]
+        assert results[("cer", "test", named)].metric_value == ev["cer"]
+    assert len(results) == 4
     assert card.data.language == ["nn"] and card.data.license == "apache-2.0"
 
 
