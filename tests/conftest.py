@@ -12,3 +12,9 @@ def npsc_root(tmp_path_factory):
     from npsc_fixture import make_npsc_fixture
     root = tmp_path_factory.mktemp("npsc")
     return root, make_npsc_fixture(root)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    "A preparation cache shared by one test module's runs (synthesis and decoding happen once)."
+    return tmp_path_factory.mktemp("cache")

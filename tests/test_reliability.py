@@ -20,11 +20,6 @@ def snapshot(run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
 def finished(tmp_path_factory, cache):
     "A tiny run trained and evaluated through the CLI, then left alone."
     run = tmp_path_factory.mktemp("finished")

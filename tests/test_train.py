@@ -21,11 +21,6 @@ def cli(*args):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
 def trained_output(tmp_path_factory, cache):
     "A tiny run trained once through the CLI: the finished process (its `run` attribute is the run directory)."
     run = tmp_path_factory.mktemp("run")
