@@ -27,7 +27,7 @@ def transcribe(model, processor, input_values: list, batch_size: int = 16, devic
     "Greedy CTC transcripts of normalised 16 kHz `input_values` (a list of 1-D arrays), in input order."
     return greedy_texts(processor, utterance_log_probs(model, input_values, batch_size, device, progress))
 
-# %% ../nbs/07_evaluate.ipynb #49cee770
+# %% ../nbs/07_evaluate.ipynb #b2906c20
 FRAME_SECONDS = 0.02  # wav2vec2: one frame per 320 samples at 16 kHz
 
 def plot_posteriogram(model, processor, input_values, reference: str | None = None, ax=None):
@@ -50,7 +50,7 @@ def plot_posteriogram(model, processor, input_values, reference: str | None = No
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_evaluate.ipynb #c5f771ae
+# %% ../nbs/07_evaluate.ipynb #565860c5
 def _decode(decoder: str, run_dir, processor, cfg, log_probs) -> tuple[list[str], dict]:
     "Transcripts of one decoder, and what the eval file records about it."
     if decoder == "greedy": return greedy_texts(processor, log_probs), {}
@@ -81,7 +81,7 @@ def evaluate_decoders(run_dir,                  # a trained run directory
     log_probs = utterance_log_probs(model, [np.asarray(x, np.float32) for x in ds["input_values"]],
                                     batch_size or cfg.per_device_eval_batch_size, device, progress)
     model_seconds = time.perf_counter() - t0
-    refs, audio = list(ds["text"]), float(np.sum(ds["duration"]))
+    refs, audio, model_fp = list(ds["text"]), float(np.sum(ds["duration"])), file_hash(run_dir/"model.safetensors")
     results = {}
     for decoder in decoders:
         t1 = time.perf_counter()
@@ -94,7 +94,7 @@ def evaluate_decoders(run_dir,                  # a trained run directory
                             "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
                             "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
                             "real_time_factor": round(seconds / max(audio, 1e-9), 4),
-                            "model_fingerprint": file_hash(run_dir/"model.safetensors"), "data_fingerprint": report["fingerprint"],
+                            "model_fingerprint": model_fp, "data_fingerprint": report["fingerprint"],
                             "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
                             "device": str(device), "utterances": utterances}
         write_json(run_dir/"eval"/f"{split}_{decoder}.json", results[decoder])
