@@ -12,8 +12,8 @@ from .config import RunConfig, ConfigError, NotARunError
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError', 'file_hash',
-           'load_run_model']
+__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError', 'trained_weights',
+           'file_hash', 'load_run_model']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -72,6 +72,14 @@ def count_parameters(model, trainable_only: bool = False) -> int:
 class RunNotTrainedError(NotARunError):
     "The run directory holds no trained model."
 
+def trained_weights(run_dir) -> Path:
+    "The run's final weights file; `RunNotTrainedError`, saying how to train, when there is none."
+    weights = Path(run_dir)/"model.safetensors"
+    if not weights.is_file():
+        raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
+                                 f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
+    return weights
+
 def file_hash(path) -> str:
     "A short sha256 of a file's bytes (the model's fingerprint in evaluation files)."
     h = hashlib.sha256()
@@ -81,11 +89,7 @@ def file_hash(path) -> str:
 
 def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
     "The run's final model (in eval mode, on `device`) and processor; `RunNotTrainedError` when there is none."
-    run_dir = Path(run_dir)
-    weights = run_dir/"model.safetensors"
-    if not weights.is_file():
-        raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
-                                 f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
+    trained_weights(run_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
     model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()

@@ -12,7 +12,7 @@ from .config import RunConfig, ConfigError, config_dict, load_run_config
 
 # %% auto #0
 __all__ = ['SAFE_CHANGES', 'RunLockedError', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'write_json',
-           'public_dataset_name', 'relative_to_run']
+           'public_dataset_name', 'relative_to_run', 'PrivacyScanError', 'PushFailedError']
 
 # %% ../nbs/00a_rundir.ipynb #6cc120db
 class RunLockedError(RuntimeError):
@@ -108,3 +108,10 @@ def relative_to_run(path, run_dir) -> str | None:
     if path is None: return None
     p, run = Path(path).resolve(), Path(run_dir).resolve()
     return str(p.relative_to(run)) if p.is_relative_to(run) else p.name
+
+# %% ../nbs/00a_rundir.ipynb #eade8db2
+class PrivacyScanError(RuntimeError):
+    "A file to be published holds a private value (a local path, a secret, an e-mail address)."
+
+class PushFailedError(ConnectionError):
+    "The Hub refused a push or could not be reached during it."
