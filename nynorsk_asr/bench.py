@@ -4,26 +4,28 @@
 
 # %% ../nbs/10_bench.ipynb #0b655a25
 from __future__ import annotations
-import datetime, json, math, os, platform, tempfile, threading, time
+import datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, torch
 from transformers import TrainerCallback, pipeline
-from .config import load_config
+from .config import load_config, resolve_path
 from .corpus import corpus_from_rows, corpus_row
 from .ctc import CTCCollator, conv_frame_counts, ctc_frames
 from .evaluation import transcribe
-from .model import build_model
+from .lm import LM_DIR
+from .model import build_model, load_run_model
 from .prep import normalize, prepare_rows
 from .provenance import hardware_name, git_provenance, library_versions
 from .train import TimedTrainer, choose_precision, training_arguments
+from .transcribe import long_form_scores, recording_from_split
 from .vocab import make_processor
 
 # %% auto #0
 __all__ = ['PREP_FORMATS', 'machine_info', 'peak_rss', 'record', 'save_results', 'npsc_like_durations', 'speech_like',
            'make_clips', 'raw_decoder_limit', 'standard_decoder', 'bench_prep', 'StandardCTCCollator',
-           'measured_bf16_peak', 'bench_train', 'bench_infer', 'format_record']
+           'measured_bf16_peak', 'bench_train', 'bench_infer', 'child_peak', 'bench_transcribe', 'format_record']
 
 # %% ../nbs/10_bench.ipynb #2dd093bf
 def machine_info() -> dict:
@@ -296,6 +298,93 @@ def bench_infer(n_clips: int = 48, batch_size: int | None = None, arch: str = "d
                    batch_size=batch_size, audio_seconds=round(audio, 1), real_time_factor_ours=round(t_ours / audio, 5),
                    real_time_factor_baseline=round(t_base / audio, 5), transcripts_identical=round(agree, 3),
                    transcripts_nonempty=round(float(np.mean([bool(t) for t in ours])), 3))]
+
+# %% ../nbs/10_bench.ipynb #9d80585c
+def child_peak(cmd: list[str], env=None) -> tuple[float, float, str, str, int]:
+    "Run `cmd` as a process: (wall seconds, peak resident MB of it and its children, stdout, stderr, exit status)."
+    import psutil
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0, peak = time.perf_counter(), 0.0
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try: peak = max(peak, (ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))) / 2 ** 20)
+            except psutil.Error: pass
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+        out.seek(0); err.seek(0)
+        return wall, peak, out.read(), err.read(), proc.returncode
+
+_PIPELINE_SCRIPT = """
+import json, sys, time, soundfile as sf
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
+run, path, chunk, stride, decoder = sys.argv[1:6]
+if decoder == "lm":
+    asr = pipeline("automatic-speech-recognition", model=run, device="cpu")
+    assert asr.type == "ctc_with_lm", asr.type
+else:
+    model, proc = Wav2Vec2ForCTC.from_pretrained(run), Wav2Vec2Processor.from_pretrained(run)
+    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=proc.tokenizer, feature_extractor=proc.feature_extractor, device="cpu")
+t0 = time.perf_counter()
+audio, rate = sf.read(path, dtype="float32")
+text = asr({"raw": audio, "sampling_rate": rate}, chunk_length_s=float(chunk), stride_length_s=float(stride))["text"]
+print(json.dumps({"seconds": time.perf_counter() - t0, "text": text}))
+"""
+
+def _ours(run, wav, decoder, out_dir, chunk, stride) -> tuple[dict, float]:
+    cmd = [sys.executable, "-m", "nynorsk_asr.cli", "transcribe", str(run), str(wav), "--decoder", decoder, "--format", "json",
+           "--output_dir", str(out_dir), "--chunk_length_s", str(chunk), "--stride_length_s", str(stride)]
+    _, peak, _, err, code = child_peak(cmd)
+    if code: raise RuntimeError(f"transcribe failed: {err.strip().splitlines()[-1] if err.strip() else code}")
+    return json.loads((Path(out_dir)/f"{Path(wav).stem}.json").read_text()), peak
+
+def _pipeline(run, wav, decoder, chunk, stride) -> tuple[dict | None, float]:
+    _, peak, out, err, code = child_peak([sys.executable, "-c", _PIPELINE_SCRIPT, str(run), str(wav), str(chunk), str(stride), decoder])
+    return (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), peak
+
+def bench_transcribe(run_dir="runs/demo", minutes=(10, 60), chunk_length_s: float = 20.0, stride_length_s: float = 4.0,
+                     seed: int = 0) -> list[dict]:
+    "Long-form transcription of the run: speed vs the ASR pipeline, memory of a long vs a short recording, WER and timing."
+    run = resolve_path(run_dir)
+    load_run_model(run, "cpu")  # the message `evaluate` gives when there is no trained model
+    decoders = ["greedy"] + (["lm"] if (run/LM_DIR/"attrs.json").is_file() else [])
+    short, long = minutes
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        wavs = {m: tmp/f"recording-{m:g}min.wav" for m in (short, long)}
+        segments = {m: recording_from_split(run, wavs[m], "test", minutes=m, seed=seed) for m in (short, long)}
+        for decoder in decoders:
+            ours, peaks = {}, {}
+            for m in (short, long): ours[m], peaks[m] = _ours(run, wavs[m], decoder, tmp/decoder, chunk_length_s, stride_length_s)
+            base, base_peak = _pipeline(run, wavs[short], decoder, chunk_length_s, stride_length_s)
+            audio = ours[short]["audio_seconds"]
+            scores = long_form_scores(ours[short], segments[short])
+            clips = _clip_wer(run, decoder, segments[short])
+            extra = {"run": run.name, "decoder": decoder, "chunk_length_s": chunk_length_s, "stride_length_s": stride_length_s,
+                     "minutes_short": short, "minutes_long": long, "audio_seconds_short": round(audio, 1),
+                     "audio_seconds_long": round(ours[long]["audio_seconds"], 1),
+                     "real_time_factor_short": ours[short]["real_time_factor"], "real_time_factor_long": ours[long]["real_time_factor"],
+                     "real_time_factor_baseline": round(base["seconds"] / audio, 5) if base else None,
+                     "peak_rss_mb_short": round(peaks[short]), "peak_rss_mb_long": round(peaks[long]),
+                     "peak_rss_mb_baseline_short": round(base_peak),
+                     "wer_long_form": round(scores["wer"], 4), "cer_long_form": round(scores["cer"], 4),
+                     "wer_clips": None if clips is None else round(clips, 4),
+                     "wer_ratio_long_form_to_clips": None if not clips else round(scores["wer"] / clips, 3),
+                     "share_words_timed_in_segment": round(scores["share_timed_in_segment"], 4),
+                     "baseline_name": "transformers ASR pipeline, same window and stride" + (" (Wav2Vec2ProcessorWithLM)" if decoder == "lm" else "")}
+            speed_base = audio / base["seconds"] if base else 0.0
+            results.append(record(f"transcribe-{decoder}", "audio_seconds_per_second", audio / ours[short]["wall_seconds"], speed_base, **extra))
+            results.append(record(f"transcribe-{decoder}", "peak_rss_mb_long_vs_short", peaks[long], peaks[short], **extra))
+    return results
+
+def _clip_wer(run: Path, decoder: str, segments: list[dict]) -> float | None:
+    "Clip-by-clip WER of the recording's clips, from the run's `eval/test_<decoder>.json` (None without it)."
+    path = run/"eval"/f"test_{decoder}.json"
+    if not path.is_file(): return None
+    by_id = {u["utterance_id"]: u for u in json.loads(path.read_text())["utterances"]}
+    used = [by_id[s["utterance_id"]] for s in segments if s.get("utterance_id") in by_id]
+    return sum(u["word_errors"] for u in used) / max(1, sum(u["words"] for u in used)) if used else None
 
 # %% ../nbs/10_bench.ipynb #2354b15f
 def format_record(r: dict) -> str:

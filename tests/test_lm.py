@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 from test_train import cli, flags
 
-# the demo preset, shorter: enough for a model whose greedy output is close, so an LM has letters to fix
-SHORT = dict(max_steps=600, eval_steps=300, save_steps=300, logging_steps=100)
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    "A demo-sized run with its LM; the LM text gets an extra file holding one test sentence (it must be filtered out)."
-    from nynorsk_asr.synth import synthetic_sentences
-    from nynorsk_asr.config import load_config
-    cfg = load_config("demo")
-    sentences = synthetic_sentences(cfg.synth_train_size + cfg.synth_validation_size + cfg.synth_test_size, cfg.seed)
-    extra = tmp_path_factory.mktemp("lmtext") / "planted.txt"
-    extra.write_text(f"{sentences[-1]}\nEin heilt ny setning om ferja til Stord.\n", encoding="utf-8")
-    run = tmp_path_factory.mktemp("lmrun")
-    for cmd in (cli("train", *flags(**SHORT, output_dir=run, lm_text_files=extra)), cli("lm", str(run)),
-                cli("evaluate", str(run), "--decoder", "both"), cli("card", str(run))):
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        assert out.returncode == 0, (cmd, out.stderr[-3000:])
-    return run
+def run(lm_run):
+    "A demo-sized run with its LM (conftest); its LM text had an extra file holding one test sentence."
+    return lm_run
 
 
 def test_lm_lowers_wer_on_unseen_sentences(run):
@@ -95,3 +80,14 @@ def test_missing_lmplz_says_how_to_build_it(run, tmp_path):
             "from nynorsk_asr.cli import main; main(['lm', sys.argv[2]])")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(run)], capture_output=True, text=True, env=env)
     assert out.returncode == 3 and "make kenlm" in out.stderr, out.stderr[-2000:]
+
+
+def test_push_dry_run_sends_the_lm_layout(run):
+    "The LM goes with the model in the layout Wav2Vec2ProcessorWithLM reads; the KenLM binary is not mistaken for a pickle."
+    out = subprocess.run([sys.executable, "-m", "nynorsk_asr.cli", "push", str(run), "--repo_id", "kari/demo-lm", "--dry_run"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    sent = {line.split()[-1] for line in out.stdout.splitlines() if line.startswith("  ") and len(line.split()) == 3}
+    lm_files = {p.relative_to(run).as_posix() for p in (run / "language_model").iterdir()}
+    assert lm_files <= sent and {"alphabet.json", "lm_report.json", "eval/test_lm.json", "eval/validation_lm_search.json"} <= sent
+    assert not any(f.startswith("checkpoint-") or f.endswith(".ipynb") or f == "training_args.bin" for f in sent)
