@@ -12,20 +12,22 @@ import numpy as np, soundfile as sf, torch
 from transformers import TrainerCallback, pipeline
 from .config import load_config, resolve_path
 from .corpus import corpus_from_rows, corpus_row
-from .ctc import CTCCollator, conv_frame_counts, ctc_frames
+from .ctc import CTCCollator, conv_frame_counts, ctc_frames, greedy_texts, utterance_log_probs
 from .evaluation import transcribe
 from .lm import LM_DIR
 from .model import build_model, load_run_model
-from .prep import normalize, prepare_rows
+from .prep import load_eval_split, normalize, prepare_rows, prepare_run
+from .scoring import error_rates
 from .provenance import hardware_name, git_provenance, library_versions
-from .train import TimedTrainer, choose_precision, training_arguments
+from .train import TimedTrainer, choose_precision, metrics_fn, quiet_progress, training_arguments, training_sets
 from .transcribe import long_form_scores, recording_from_split
-from .vocab import make_processor
+from .vocab import build_processor, build_vocab, make_processor, save_vocab
 
 # %% auto #0
-__all__ = ['PREP_FORMATS', 'machine_info', 'peak_rss', 'record', 'save_results', 'npsc_like_durations', 'speech_like',
-           'make_clips', 'raw_decoder_limit', 'standard_decoder', 'bench_prep', 'StandardCTCCollator',
-           'measured_bf16_peak', 'bench_train', 'bench_infer', 'child_peak', 'bench_transcribe', 'format_record']
+__all__ = ['PREP_FORMATS', 'ACCURACY_THRESHOLDS', 'machine_info', 'peak_rss', 'record', 'save_results', 'npsc_like_durations',
+           'speech_like', 'make_clips', 'raw_decoder_limit', 'standard_decoder', 'bench_prep', 'StandardCTCCollator',
+           'measured_bf16_peak', 'bench_train', 'bench_infer', 'child_peak', 'bench_transcribe', 'ClockedTrainer',
+           'time_to', 'standard_processor', 'accuracy_run', 'bench_accuracy', 'format_record']
 
 # %% ../nbs/10_bench.ipynb #2dd093bf
 def machine_info() -> dict:
@@ -385,6 +387,104 @@ def _clip_wer(run: Path, decoder: str, segments: list[dict]) -> float | None:
     by_id = {u["utterance_id"]: u for u in json.loads(path.read_text())["utterances"]}
     used = [by_id[s["utterance_id"]] for s in segments if s.get("utterance_id") in by_id]
     return sum(u["word_errors"] for u in used) / max(1, sum(u["words"] for u in used)) if used else None
+
+# %% ../nbs/10_bench.ipynb #20418003
+ACCURACY_THRESHOLDS = (0.05, 0.035)
+
+class ClockedTrainer(TimedTrainer):
+    "A TimedTrainer that records, at each evaluation, the training seconds so far (evaluation excluded) and the CER."
+    def train(self, *args, **kwargs):
+        self.curve, self._t0 = [], time.perf_counter()
+        return super().train(*args, **kwargs)
+    def evaluate(self, *args, **kwargs):
+        seconds = time.perf_counter() - self._t0 - self.eval_seconds
+        metrics = super().evaluate(*args, **kwargs)
+        self.curve.append({"step": self.state.global_step, "train_seconds": round(seconds, 2),
+                           "cer": round(metrics["eval_cer"], 5), "wer": round(metrics["eval_wer"], 5)})
+        return metrics
+
+def time_to(curve: list[dict], cer: float) -> float | None:
+    "Training seconds at the first evaluation whose CER is at most `cer` (None if never reached)."
+    return next((p["train_seconds"] for p in curve if p["cer"] <= cer), None)
+
+def standard_processor(texts, out_dir):
+    "The example recipe's processor: our vocabulary plus its two unused outputs, `<s>` and `</s>`."
+    vocab = build_vocab(texts)
+    for extra in ("<s>", "</s>"): vocab[extra] = len(vocab)
+    return build_processor(save_vocab(vocab, out_dir))
+
+def _recipe_sets(recipe: str, data, processor, cfg):
+    if recipe == "ours": return training_sets(data, processor, cfg)
+    tok = processor.tokenizer
+    def labelled(ds):  # the example appends a space: every label sequence ends with the word delimiter
+        return ds.map(lambda b: {"labels": tok([t + " " for t in b["text"]]).input_ids}, batched=True, desc="tokenizing")
+    return (labelled(data["train"]).select_columns(["input_values", "labels", "input_length"]),
+            labelled(data["eval"]).select_columns(["input_values", "labels", "input_length"]))
+
+def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 2000, eval_steps: int = 100, work=None) -> dict:
+    "Train the demo with `recipe` ('ours' or 'standard') and `seed`; its CER curve, test WER/CER, speed and padding."
+    import dataclasses
+    work = Path(work or tempfile.mkdtemp())
+    cfg = load_config("demo", seed=seed, max_steps=steps, eval_steps=eval_steps, save_steps=10 ** 6, output_dir=str(work/recipe))
+    processor = make_processor(texts, cfg.output_dir) if recipe == "ours" else standard_processor(texts, cfg.output_dir)
+    train_ds, eval_ds = _recipe_sets(recipe, data, processor, cfg)
+    model = build_model(cfg, processor)
+    cuda = torch.cuda.is_available()
+    if recipe == "standard":
+        try: model.set_attn_implementation("eager")
+        except (AttributeError, ValueError): pass
+        precision, collate = ("fp16" if cuda else "fp32"), _PaddingMeter(StandardCTCCollator(processor))
+    else:
+        precision, collate = choose_precision(cfg.precision)[0], _PaddingMeter(CTCCollator(pad_to_multiple_of=8 if cuda else None))
+    args = dataclasses.replace(training_arguments(cfg, precision), save_strategy="no", load_best_model_at_end=False,
+                               disable_tqdm=True, logging_steps=10 ** 6, gradient_checkpointing=recipe == "standard",
+                               train_sampling_strategy="group_by_length")
+    trainer = ClockedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collate,
+                             processing_class=processor, compute_metrics=metrics_fn(processor))
+    trainer.bucket_by_length = recipe == "ours" and cfg.train_sampling_strategy == "bucket_by_length"
+    quiet_progress(trainer, terminal=False)
+    trainer.train()
+    train_seconds = time.perf_counter() - trainer._t0 - trainer.eval_seconds
+    log_probs = utterance_log_probs(model.eval(), [np.asarray(x, np.float32) for x in test_rows["input_values"]],
+                                    cfg.per_device_eval_batch_size, progress=False)
+    test = error_rates(greedy_texts(processor, log_probs), list(test_rows["text"]))
+    samples = steps * cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    return {"recipe": recipe, "seed": seed, "steps": steps, "curve": trainer.curve, "train_seconds": round(train_seconds, 1),
+            **{f"seconds_to_cer_{c}": time_to(trainer.curve, c) for c in ACCURACY_THRESHOLDS},
+            "test_wer": round(test["wer"], 5), "test_cer": round(test["cer"], 5),
+            "samples_per_second": round(samples / train_seconds, 2), "padding_fraction": round(1 - collate.real / max(collate.total, 1), 4)}
+
+def _mean_sd(values) -> tuple[float | None, float | None]:
+    v = [x for x in values if x is not None]
+    if len(v) < len(values) or not v: return None, None
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+def bench_accuracy(seeds=(0, 1, 2), steps: int = 2000, eval_steps: int = 100, log=print) -> list[dict]:
+    "Time to a validation CER and final test CER, ours vs the standard recipe, over `seeds`, on the demo."
+    with tempfile.TemporaryDirectory() as work:
+        cfg = load_config("demo", output_dir=str(Path(work)/"data"))
+        data, _ = prepare_run(cfg)
+        test_rows = load_eval_split(cfg.output_dir, cfg, "test")[0]
+        texts = list(data["train"]["text"]) + list(data["eval"]["text"])
+        runs = []
+        for seed in seeds:
+            for recipe in ("ours", "standard"):
+                r = accuracy_run(recipe, seed, data, test_rows, texts, steps, eval_steps, Path(work)/f"seed{seed}")
+                log(f"{recipe:>8} seed {seed}: test CER {r['test_cer']:.4f} WER {r['test_wer']:.4f}, {r['train_seconds']:.0f} s, "
+                    + ", ".join(f"CER<={c}: {r[f'seconds_to_cer_{c}']} s" for c in ACCURACY_THRESHOLDS))
+                runs.append(r)
+    by = {k: [r for r in runs if r["recipe"] == k] for k in ("ours", "standard")}
+    extra = {"steps": steps, "eval_steps": eval_steps, "seeds": list(seeds), "runs": runs}
+    out = []
+    for key, unit in [*((f"seconds_to_cer_{c}", "seconds") for c in ACCURACY_THRESHOLDS), ("test_cer", "cer"), ("test_wer", "wer"),
+                      ("samples_per_second", "samples_per_second"), ("padding_fraction", "fraction")]:
+        (mo, so), (mb, sb) = _mean_sd([r[key] for r in by["ours"]]), _mean_sd([r[key] for r in by["standard"]])
+        if mo is None or mb is None:
+            log(f"{key}: not reached by every run (ours {[r[key] for r in by['ours']]}, standard {[r[key] for r in by['standard']]})")
+            continue
+        out.append(record(f"accuracy-{key}", unit, mo, mb, sd_ours=round(so, 4), sd_baseline=round(sb, 4),
+                          baseline_name="transformers' CTC example recipe (in-project reproduction)", **extra))
+    return out
 
 # %% ../nbs/10_bench.ipynb #2354b15f
 def format_record(r: dict) -> str:
