@@ -73,7 +73,6 @@ class RunConfig:
     mask_time_length: int = 10
     mask_feature_prob: float = 0.25
     mask_feature_length: int = 64
-    train_silence_pad_s: float = 0.0  # up to this much silence before and after each training clip (fixed per clip by seed)
     ctc_loss_reduction: str = "mean"  # "mean" or "sum"
     ctc_zero_infinity: bool = True  # zero infinite CTC losses (impossible alignments)
     freeze_feature_encoder: bool = True  # keep the conv feature encoder fixed
@@ -159,7 +158,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                 "save_total_limit", "mask_time_length", "mask_feature_length", "lm_order", "lm_beam_width"]
     non_negative = ["min_duration_in_seconds", "synth_train_size", "synth_validation_size", "synth_test_size",
                     "min_text_length", "learning_rate", "warmup_steps", "num_train_epochs", "weight_decay",
-                    "max_grad_norm", "dataloader_num_workers", "train_silence_pad_s"]
+                    "max_grad_norm", "dataloader_num_workers"]
     for k in positive:
         if getattr(cfg, k) <= 0: raise ConfigError(f"{k}={getattr(cfg, k)!r} must be > 0")
     for k in non_negative:
