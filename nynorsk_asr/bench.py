@@ -414,7 +414,7 @@ def standard_processor(texts, out_dir):
     return build_processor(save_vocab(vocab, out_dir))
 
 def _recipe_sets(recipe: str, data, processor, cfg):
-    if recipe == "ours": return training_sets(data, processor, cfg)
+    if recipe == "ours": return training_sets(data, processor)
     tok = processor.tokenizer
     def labelled(ds):  # the example appends a space: every label sequence ends with the word delimiter
         return ds.map(lambda b: {"labels": tok([t + " " for t in b["text"]]).input_ids}, batched=True, desc="tokenizing")

@@ -12,7 +12,7 @@ from transformers.utils.notebook import NotebookProgressCallback
 from .config import RunConfig, ConfigError, config_hash
 from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
-from .prep import normalize, prepare_run
+from .prep import prepare_run
 from .provenance import git_provenance, hardware_name, library_versions, peak_memory_mb
 from .rundir import check_rerun, relative_to_run, run_lock, write_json
 from .scoring import error_rates
@@ -22,9 +22,8 @@ from .vocab import save_processor
 __all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'add_labels', 'LengthBucketSampler',
            'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete',
            'PrintProgress', 'progress_line', 'BarOnly', 'quiet_progress', 'metrics_fn', 'world_size',
-           'training_arguments', 'TimedTrainer', 'pad_with_silence', 'training_sets', 'Invocation',
-           'earlier_invocations', 'build_trainer', 'resume_point', 'save_final', 'finished_record', 'run_record',
-           'train_run']
+           'training_arguments', 'TimedTrainer', 'training_sets', 'Invocation', 'earlier_invocations', 'build_trainer',
+           'resume_point', 'save_final', 'finished_record', 'run_record', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -52,15 +51,20 @@ def add_labels(ds, processor):
 
 # %% ../nbs/06_train.ipynb #6280ca5b
 class LengthBucketSampler(torch.utils.data.Sampler):
-    "Indices such that each run of `batch_size` holds utterances of near-equal length; batch order shuffled per epoch."
-    def __init__(self, lengths, batch_size: int, seed: int = 0, jitter: float = 0.02):
-        self.lengths, self.batch_size, self.seed, self.jitter, self.epoch = np.asarray(lengths, dtype=np.float64), batch_size, seed, jitter, 0
+    "Each epoch: a fresh shuffle, cut into pools of `pool` batches, each pool sorted by length into batches; all batches shuffled."
+    def __init__(self, lengths, batch_size: int, seed: int = 0, pool: int | None = 50):
+        self.lengths, self.batch_size, self.seed, self.pool, self.epoch = np.asarray(lengths, dtype=np.float64), batch_size, seed, pool, 0
     def set_epoch(self, epoch: int): self.epoch = epoch
     def __len__(self): return len(self.lengths)
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = np.argsort(self.lengths * rng.uniform(1 - self.jitter, 1 + self.jitter, len(self.lengths)), kind="stable")
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        order = rng.permutation(len(self.lengths))
+        size = self.batch_size * self.pool if self.pool else max(len(order), 1)
+        batches = []
+        for i in range(0, len(order), size):
+            part = order[i:i + size]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches += [part[j:j + self.batch_size] for j in range(0, len(part), self.batch_size)]
         rng.shuffle(batches)
         return iter(np.concatenate(batches).tolist() if batches else [])
 
@@ -199,22 +203,9 @@ def _log(msg: str):
 
 TRAIN_COLUMNS = ["input_values", "labels", "input_length"]
 
-def pad_with_silence(ds, max_pad_s: float, seed: int, rate: int = 16000):
-    "Each clip with up to `max_pad_s` of silence before and after (amounts fixed by `seed` and the row's index), renormalised."
-    if not max_pad_s or not len(ds): return ds
-    def pad(batch, indices):
-        values, lengths = [], []
-        for x, i in zip(batch["input_values"], indices):
-            before, after = (np.random.default_rng([seed, i]).uniform(0, max_pad_s, 2) * rate).astype(int)
-            y = normalize(np.concatenate([np.zeros(before, np.float32), np.asarray(x, np.float32), np.zeros(after, np.float32)]))
-            values.append(y); lengths.append(len(y))
-        return {"input_values": values, "input_length": lengths}
-    return ds.map(pad, batched=True, batch_size=64, with_indices=True, desc="silence padding")
-
-def training_sets(data, processor, cfg: RunConfig | None = None) -> tuple:
+def training_sets(data, processor) -> tuple:
     "Train and eval rows with labels, read as numpy (Arrow -> numpy without Python lists of floats: 3x faster batches here)."
-    train = data["train"] if cfg is None else pad_with_silence(data["train"], cfg.train_silence_pad_s, cfg.seed)
-    train_ds = add_labels(train, processor).with_format("numpy", columns=TRAIN_COLUMNS)
+    train_ds = add_labels(data["train"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
     eval_ds = add_labels(data["eval"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
     return train_ds, eval_ds
 
@@ -329,7 +320,7 @@ def train_run(cfg: RunConfig,
         else:
             with args.main_process_first(desc="data preparation"):
                 data, processor = prepare_run(cfg, write=main, allow_changes=allow_changes)
-        train_ds, eval_ds = training_sets(data, processor, cfg)
+        train_ds, eval_ds = training_sets(data, processor)
         if len(train_ds) == 0: raise RuntimeError(f"no training rows left after preparation; see {cfg.output_dir}/prep_report.json")
         model = build_model(cfg, processor)
         _log(f"model: {count_parameters(model) / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable)")
