@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--chunk_length_s", type=float, default=20.0, help="window length the model sees at once")
     tr.add_argument("--stride_length_s", type=float, default=4.0, help="overlap on each side of a window, dropped when stitching")
     tr.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
+    tr.add_argument("--vad", choices=["energy", "none"], default="energy",
+                    help="energy: cut the audio into speech regions first; none: one stream, as the transformers pipeline")
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
     lm.add_argument("run_dir")
@@ -152,11 +154,12 @@ def cmd_transcribe(args):
     if not files: raise FileNotFoundError("nothing to transcribe: " + "; ".join(failed))
     unusable = len(failed)  # names that led to no file at all
     tr = Transcriber(args.run_dir, args.decoder)
-    print(f"{len(files)} file(s), {tr.decoder_name} decoding, windows of {args.chunk_length_s} s with {args.stride_length_s} s "
-          f"strides -> {args.output_dir}", flush=True)
+    print(f"{len(files)} file(s), {tr.decoder_name} decoding, {'speech regions, ' if args.vad == 'energy' else ''}windows of "
+          f"{args.chunk_length_s} s with {args.stride_length_s} s strides -> {args.output_dir}", flush=True)
     for f in failed: print(f"skipped {f}", flush=True)
     for path, name in zip(files, output_names(files)):
-        try: result = tr.transcribe_file(path, args.chunk_length_s, args.stride_length_s, args.batch_size, progress=sys.stderr.isatty())
+        try: result = tr.transcribe_file(path, args.chunk_length_s, args.stride_length_s, args.batch_size,
+                                         progress=sys.stderr.isatty(), vad=args.vad)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
             failed.append(f"{path}: cannot be read as audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
             print(f"failed {failed[-1]}", flush=True); continue
