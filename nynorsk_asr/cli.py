@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
     tr.add_argument("--vad", choices=["energy", "none"], default="energy",
                     help="energy: cut the audio into speech regions first; none: one stream, as the transformers pipeline")
+    tr.add_argument("--pad_variants", type=int, default=5, help="with --vad energy: paddings of a short region tried, the most confident kept (1: one)")
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
     lm.add_argument("run_dir")
@@ -159,7 +160,7 @@ def cmd_transcribe(args):
     for f in failed: print(f"skipped {f}", flush=True)
     for path, name in zip(files, output_names(files)):
         try: result = tr.transcribe_file(path, args.chunk_length_s, args.stride_length_s, args.batch_size,
-                                         progress=sys.stderr.isatty(), vad=args.vad)
+                                         progress=sys.stderr.isatty(), vad=args.vad, pad_variants=args.pad_variants)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
             failed.append(f"{path}: cannot be read as audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
             print(f"failed {failed[-1]}", flush=True); continue
