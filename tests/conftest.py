@@ -21,7 +21,7 @@ def cache(tmp_path_factory):
 
 
 # the demo preset, shorter: enough for a model whose greedy output is close, so an LM has letters to fix
-SHORT = dict(max_steps=600, eval_steps=300, save_steps=300, logging_steps=100)
+SHORT = dict(max_steps=1200, eval_steps=600, save_steps=600, logging_steps=100)
 
 
 @pytest.fixture(scope="session")

@@ -72,8 +72,10 @@ def test_words_are_timed_inside_their_segment(recording, transcribed, decoder):
 
 
 def test_greedy_chunked_text_equals_the_pipeline(lm_run, recording):
-    "Without speech regions and one window per forward pass: the transformers pipeline's text exactly; batched windows:
-    the same within a bound."
+    """Without speech regions and one window per forward pass: the transformers pipeline's characters exactly. Word
+    boundaries differ in one explained way: where the model emits no word delimiter across a pause (only blanks), the
+    pipeline's one decode glues the words on both sides together, and ours, cut at the pause, keeps them apart. Batched
+    windows: the same within a bound."""
     from transformers import pipeline
     from nynorsk_asr.transcribe import Transcriber
     wav, _ = recording
@@ -82,8 +84,12 @@ def test_greedy_chunked_text_equals_the_pipeline(lm_run, recording):
     asr = pipeline("automatic-speech-recognition", model=tr.model, tokenizer=tr.processor.tokenizer,
                    feature_extractor=tr.processor.feature_extractor, device="cpu")
     theirs = asr({"raw": audio, "sampling_rate": rate}, chunk_length_s=20, stride_length_s=4)["text"].split()
-    one = tr.transcribe_file(wav, 20, 4, batch_size=1, progress=False, vad="none")["text"].split()
-    assert one == theirs
+    result = tr.transcribe_file(wav, 20, 4, batch_size=1, progress=False, vad="none")
+    one = result["text"].split()
+    assert "".join(one) == "".join(theirs)                      # the same symbols, in the same order
+    extra = len(one) - len(theirs)
+    assert 0 <= extra <= len(result["segments"]) - 1, (extra, len(result["segments"]))  # only cuts at pauses part words
+    print(f"{len(theirs)} words from the pipeline, {len(one)} ours: {extra} words parted at a pause")
     # batches of equal-length windows: the same arithmetic, but a batched matmul may round differently
     from nynorsk_asr.scoring import error_counts
     batched = tr.transcribe_file(wav, 20, 4, batch_size=4, progress=False, vad="none")["text"]
@@ -139,8 +145,8 @@ def test_bad_inputs_are_named_and_the_rest_transcribed(lm_run, tmp_path):
     done = subprocess.run(cli("transcribe", str(lm_run), str(good), str(empty), str(silent), str(broken),
                               str(tmp_path / "missing.flac"), "--output_dir", str(out)), capture_output=True, text=True)
     assert done.returncode == 3, done.stdout + done.stderr
-    err = done.stderr.strip()
-    assert len(err.splitlines()) == 1 and "2 of 5 input(s) not transcribed" in err
+    err = done.stderr.strip().splitlines()[-1]  # (pyctcdecode may warn about the demo's small vocabulary above it)
+    assert err.startswith("nynorsk-asr transcribe: error: 2 of 5 input(s) not transcribed"), done.stderr
     assert "broken.wav: cannot be read as audio" in err and "missing.flac: no such file or folder" in err
     for name in ("good", "empty", "silent"):
         assert {p.suffix for p in out.glob(f"{name}.*")} == {".txt", ".json", ".srt", ".vtt"}, name
