@@ -321,8 +321,11 @@ _PIPELINE_SCRIPT = """
 import json, sys, time, soundfile as sf
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
 run, path, chunk, stride, decoder = sys.argv[1:6]
-if decoder == "lm":
-    asr = pipeline("automatic-speech-recognition", model=run, device="cpu")
+if decoder == "lm":  # transformers 5 does not pick the LM up from the folder by itself: hand it the decoder
+    from transformers import Wav2Vec2ProcessorWithLM
+    model, proc = Wav2Vec2ForCTC.from_pretrained(run), Wav2Vec2ProcessorWithLM.from_pretrained(run)
+    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=proc.tokenizer, feature_extractor=proc.feature_extractor,
+                   decoder=proc.decoder, device="cpu")
     assert asr.type == "ctc_with_lm", asr.type
 else:
     model, proc = Wav2Vec2ForCTC.from_pretrained(run), Wav2Vec2Processor.from_pretrained(run)
