@@ -16,9 +16,9 @@ from .model import trained_weights
 from .rundir import PrivacyScanError, PushFailedError, public_dataset_name
 
 # %% auto #0
-__all__ = ['PUBLISH', 'KEPT_BACK', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL', 'TEXT_SUFFIXES', 'is_pickle',
-           'select_files', 'private_values', 'privacy_scan', 'format_hit', 'public_config', 'stage', 'fresh_card',
-           'check_repo_id', 'push_run', 'glob_escape']
+__all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL', 'TEXT_SUFFIXES',
+           'is_pickle', 'select_files', 'private_values', 'privacy_scan', 'format_hit', 'public_config', 'stage',
+           'fresh_card', 'check_repo_id', 'push_run', 'glob_escape']
 
 # %% ../nbs/12_publish.ipynb #c798ba12
 PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "config.json",
@@ -30,9 +30,9 @@ PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.i
 
 KEPT_BACK = [("checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
              ("incomplete-checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
-             ("*.bin", "pickle"), ("*.pt", "pickle"), ("*.pth", "pickle"), ("*.pkl", "pickle"), ("*.ckpt", "pickle"),
              (".lock*", "lock"), ("*.lock", "lock"), ("*.tmp*", "temporary"), (".*", "temporary"), ("*/.*", "temporary"),
              ("*.ipynb", "executed notebook (may hold local paths)")]
+PICKLE_NAMES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]  # outside the allow list: kept back as pickles by their name
 
 def is_pickle(path) -> bool:
     "Do the file's bytes hold a pickle: a raw one (protocol 2-5), or torch's zip with `data.pkl` inside?"
@@ -54,9 +54,10 @@ def select_files(run_dir) -> tuple[list[str], dict[str, str]]:
         if any(part.startswith(".") for part in Path(rel).parts[:-1]):  # inside a hidden folder: staging, LM builds
             keep[rel] = "temporary"; continue
         reason = next((why for pat, why in KEPT_BACK if fnmatch.fnmatch(rel, pat)), None)
-        if reason is None and any(fnmatch.fnmatch(rel, pat) for pat in PUBLISH):
+        if reason is None and any(fnmatch.fnmatch(rel, pat) for pat in PUBLISH):  # allowed by name: its bytes decide
             if is_pickle(p): keep[rel] = "pickle"
             else: send.append(rel)
+        elif reason is None and any(fnmatch.fnmatch(rel, pat) for pat in PICKLE_NAMES): keep[rel] = "pickle"
         else: keep[rel] = reason or "not part of a model repository"
     return send, keep
 
