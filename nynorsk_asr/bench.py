@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_bench.ipynb #0b655a25
 from __future__ import annotations
-import datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time
+import datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +19,8 @@ from .model import build_model, load_run_model
 from .prep import load_eval_split, normalize, prepare_rows, prepare_run
 from .scoring import error_rates
 from .provenance import hardware_name, git_provenance, library_versions
-from .train import TimedTrainer, choose_precision, metrics_fn, quiet_progress, training_arguments, training_sets
+from .train import (TRAIN_COLUMNS, TimedTrainer, add_labels, choose_precision, metrics_fn, quiet_progress,
+                               training_arguments, training_sets)
 from .transcribe import long_form_scores, recording_from_split
 from .vocab import build_processor, build_vocab, make_processor, save_vocab
 
@@ -418,11 +419,8 @@ def standard_processor(texts, out_dir):
 
 def _recipe_sets(recipe: str, data, processor, cfg):
     if recipe == "ours": return training_sets(data, processor)
-    tok = processor.tokenizer
-    def labelled(ds):  # the example appends a space: every label sequence ends with the word delimiter
-        return ds.map(lambda b: {"labels": tok([t + " " for t in b["text"]]).input_ids}, batched=True, desc="tokenizing")
-    return (labelled(data["train"]).select_columns(["input_values", "labels", "input_length"]),
-            labelled(data["eval"]).select_columns(["input_values", "labels", "input_length"]))
+    # the same labels (the example's too end with the word delimiter), read as Python lists as the example does
+    return tuple(add_labels(data[s], processor).select_columns(TRAIN_COLUMNS) for s in ("train", "eval"))
 
 def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 2000, eval_steps: int = 100, work=None) -> dict:
     "Train the demo with `recipe` ('ours' or 'standard') and `seed`; its CER curve, test WER/CER, speed and padding."
@@ -432,7 +430,9 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
     processor = make_processor(texts, cfg.output_dir) if recipe == "ours" else standard_processor(texts, cfg.output_dir)
     train_ds, eval_ds = _recipe_sets(recipe, data, processor, cfg)
     model = build_model(cfg, processor)
-    cuda = torch.cuda.is_available()
+    cuda, load = torch.cuda.is_available(), os.getloadavg()[0]
+    if load > 0.5: warnings.warn(f"load average {load:.1f} before the {recipe} run (seed {seed}): another process is using "
+                                 "the CPU, so this run's times are not comparable; run the bench on an idle machine")
     if recipe == "standard":
         try: model.set_attn_implementation("eager")
         except (AttributeError, ValueError): pass
@@ -444,7 +444,7 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
                                train_sampling_strategy="group_by_length")
     trainer = ClockedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collate,
                              processing_class=processor, compute_metrics=metrics_fn(processor))
-    trainer.bucket_by_length = recipe == "ours" and cfg.train_sampling_strategy == "bucket_by_length"
+    if recipe == "ours": trainer.sample_as(cfg)
     quiet_progress(trainer, terminal=False)
     trainer.train()
     train_seconds = time.perf_counter() - trainer._t0 - trainer.eval_seconds
@@ -455,7 +455,8 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
     return {"recipe": recipe, "seed": seed, "steps": steps, "curve": trainer.curve, "train_seconds": round(train_seconds, 1),
             **{f"seconds_to_cer_{c}": time_to(trainer.curve, c) for c in ACCURACY_THRESHOLDS},
             "test_wer": round(test["wer"], 5), "test_cer": round(test["cer"], 5),
-            "samples_per_second": round(samples / train_seconds, 2), "padding_fraction": round(1 - collate.real / max(collate.total, 1), 4)}
+            "samples_per_second": round(samples / train_seconds, 2), "padding_fraction": round(1 - collate.real / max(collate.total, 1), 4),
+            "load_average_before": round(load, 2)}
 
 def _mean_sd(values) -> tuple[float | None, float | None]:
     v = [x for x in values if x is not None]

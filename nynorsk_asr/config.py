@@ -94,6 +94,7 @@ class RunConfig:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     train_sampling_strategy: str = "bucket_by_length"  # ours; or HF's "group_by_length", "random", "sequential"
+    sorted_epochs: int = 1  # bucket_by_length: the first N epochs go shortest utterance first (SortaGrad); 0: none
     eval_steps: int = 500
     save_steps: int = 500
     logging_steps: int = 100
@@ -158,7 +159,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                 "save_total_limit", "mask_time_length", "mask_feature_length", "lm_order", "lm_beam_width"]
     non_negative = ["min_duration_in_seconds", "synth_train_size", "synth_validation_size", "synth_test_size",
                     "min_text_length", "learning_rate", "warmup_steps", "num_train_epochs", "weight_decay",
-                    "max_grad_norm", "dataloader_num_workers"]
+                    "max_grad_norm", "dataloader_num_workers", "sorted_epochs"]
     for k in positive:
         if getattr(cfg, k) <= 0: raise ConfigError(f"{k}={getattr(cfg, k)!r} must be > 0")
     for k in non_negative:

@@ -44,19 +44,21 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
 
 # %% ../nbs/06_train.ipynb #64cb00f6
 def add_labels(ds, processor):
-    "Add a `labels` column: the tokenizer's ids of `text`."
+    "Add a `labels` column: the tokenizer's ids of `text` followed by the word delimiter."
     tok = processor.tokenizer
-    return ds.map(lambda b: {"labels": tok(b["text"]).input_ids}, batched=True, input_columns=None,
+    return ds.map(lambda b: {"labels": tok([t + " " for t in b["text"]]).input_ids}, batched=True, input_columns=None,
                   desc="tokenizing", remove_columns=[]) if len(ds) else ds
 
 # %% ../nbs/06_train.ipynb #6280ca5b
 class LengthBucketSampler(torch.utils.data.Sampler):
-    "Each epoch: a fresh shuffle, cut into pools of `pool` batches, each pool sorted by length into batches; all batches shuffled."
-    def __init__(self, lengths, batch_size: int, seed: int = 0, pool: int | None = 50):
+    "Epochs below `sorted_epochs`: shortest first. Others: a fresh shuffle cut into pools of `pool` batches, each sorted into batches; all batches shuffled."
+    def __init__(self, lengths, batch_size: int, seed: int = 0, pool: int | None = 50, sorted_epochs: int = 0):
         self.lengths, self.batch_size, self.seed, self.pool, self.epoch = np.asarray(lengths, dtype=np.float64), batch_size, seed, pool, 0
+        self.sorted_epochs = sorted_epochs
     def set_epoch(self, epoch: int): self.epoch = epoch
     def __len__(self): return len(self.lengths)
     def __iter__(self):
+        if self.epoch < self.sorted_epochs: return iter(np.argsort(self.lengths, kind="stable").tolist())
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.lengths))
         size = self.batch_size * self.pool if self.pool else max(len(order), 1)
@@ -180,12 +182,19 @@ class TimedTrainer(Trainer):
     "A Trainer that records evaluation time, returns greedy ids from prediction, and can bucket batches by length."
     eval_seconds = 0.0
     bucket_by_length = False
+    sorted_epochs = 0  # with bucket_by_length: the first epochs go shortest first
+
+    def sample_as(self, cfg: RunConfig) -> "TimedTrainer":
+        "Draw training batches as `cfg` says: ours (`bucket_by_length`, with its sorted epochs) or the Trainer's own sampler."
+        self.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
+        self.sorted_epochs = cfg.sorted_epochs if self.bucket_by_length else 0
+        return self
 
     def _get_train_sampler(self, train_dataset=None):
         ds = train_dataset if train_dataset is not None else self.train_dataset
         if not self.bucket_by_length: return super()._get_train_sampler(train_dataset)
         return LengthBucketSampler(ds[self.args.length_column_name], self.args.train_batch_size * self.args.gradient_accumulation_steps
-                                   * max(1, self.args.world_size), seed=self.args.seed)
+                                   * max(1, self.args.world_size), seed=self.args.seed, sorted_epochs=self.sorted_epochs)
 
     def evaluate(self, *args, **kwargs):
         t0 = time.perf_counter()
@@ -246,8 +255,7 @@ def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, tra
                            data_collator=CTCCollator(pad_to_multiple_of=8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
                            callbacks=[*callbacks, MarkCompleteCheckpoints(), PrintProgress()])
-    trainer.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
-    return quiet_progress(trainer)
+    return quiet_progress(trainer.sample_as(cfg))
 
 # %% ../nbs/06_train.ipynb #fa4da51e
 def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:

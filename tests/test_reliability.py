@@ -131,7 +131,7 @@ def test_rerun_of_a_finished_run_changes_nothing(finished, cache):
 
 @pytest.mark.parametrize("args,code,says", [
     (["prepare", "--dataset_name", "/no/such/dir"], 2, "differs in dataset_name ('synthetic' -> '/no/such/dir')"),
-    (["train", "--learning_rate", "0.5"], 2, "differs in learning_rate (0.001 -> 0.5); these cannot change"),
+    (["train", "--learning_rate", "0.5"], 2, "differs in learning_rate (0.0014 -> 0.5); these cannot change"),
     (["train", "--max_steps", "60"], 2, "--allow_changes max_steps"),
     (["prepare", "--config_file", "/no/such.yaml"], 2, "config file /no/such.yaml does not exist"),
 ])
