@@ -28,7 +28,7 @@ from .vocab import build_processor, build_vocab, make_processor, save_vocab
 __all__ = ['PREP_FORMATS', 'ACCURACY_THRESHOLDS', 'machine_info', 'peak_rss', 'record', 'save_results', 'npsc_like_durations',
            'speech_like', 'make_clips', 'raw_decoder_limit', 'standard_decoder', 'bench_prep', 'StandardCTCCollator',
            'measured_bf16_peak', 'bench_train', 'bench_infer', 'child_peak', 'bench_transcribe', 'ClockedTrainer',
-           'time_to', 'standard_processor', 'accuracy_run', 'bench_accuracy', 'format_record']
+           'busy_cpus', 'time_to', 'standard_processor', 'accuracy_run', 'bench_accuracy', 'format_record']
 
 # %% ../nbs/10_bench.ipynb #2dd093bf
 def machine_info() -> dict:
@@ -407,6 +407,11 @@ class ClockedTrainer(TimedTrainer):
                            "cer": round(metrics["eval_cer"], 5), "wer": round(metrics["eval_wer"], 5)})
         return metrics
 
+def busy_cpus(seconds: float = 2.0) -> float:
+    "CPUs' worth of work that other processes did over `seconds` (this one sleeps meanwhile); about 0 when idle."
+    import psutil
+    return psutil.cpu_percent(interval=seconds) / 100 * (psutil.cpu_count() or 1)
+
 def time_to(curve: list[dict], cer: float) -> float | None:
     "Training seconds at the first evaluation whose CER is at most `cer` (None if never reached)."
     return next((p["train_seconds"] for p in curve if p["cer"] <= cer), None)
@@ -430,9 +435,9 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
     processor = make_processor(texts, cfg.output_dir) if recipe == "ours" else standard_processor(texts, cfg.output_dir)
     train_ds, eval_ds = _recipe_sets(recipe, data, processor, cfg)
     model = build_model(cfg, processor)
-    cuda, load = torch.cuda.is_available(), os.getloadavg()[0]
-    if load > 0.5: warnings.warn(f"load average {load:.1f} before the {recipe} run (seed {seed}): another process is using "
-                                 "the CPU, so this run's times are not comparable; run the bench on an idle machine")
+    cuda, busy = torch.cuda.is_available(), busy_cpus()
+    if busy > 0.25: warnings.warn(f"other processes kept {busy:.2f} CPUs busy before the {recipe} run (seed {seed}): this "
+                                  "run's times are not comparable; run the bench on an otherwise idle machine")
     if recipe == "standard":
         try: model.set_attn_implementation("eager")
         except (AttributeError, ValueError): pass
@@ -456,7 +461,7 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
             **{f"seconds_to_cer_{c}": time_to(trainer.curve, c) for c in ACCURACY_THRESHOLDS},
             "test_wer": round(test["wer"], 5), "test_cer": round(test["cer"], 5),
             "samples_per_second": round(samples / train_seconds, 2), "padding_fraction": round(1 - collate.real / max(collate.total, 1), 4),
-            "load_average_before": round(load, 2)}
+            "busy_cpus_before": round(busy, 2)}
 
 def _mean_sd(values) -> tuple[float | None, float | None]:
     v = [x for x in values if x is not None]
