@@ -54,7 +54,9 @@ def peak_rss():
 
 def record(bench: str, unit: str, ours: float, baseline: float, **extra) -> dict:
     "One result line: bench, unit, ours, baseline, ratio (ours / baseline), machine, commit, timestamp."
-    return {"bench": bench, "unit": unit, "ours": round(ours, 2), "baseline": round(baseline, 2),
+    # at least 2 decimals and 4 significant digits: 1327.41 -> 1327.41, a CER of 0.014493 -> 0.01449
+    sig = lambda x: round(x, max(2, 3 - math.floor(math.log10(abs(x))))) if x else x
+    return {"bench": bench, "unit": unit, "ours": sig(ours), "baseline": sig(baseline),
             "ratio": round(ours / baseline, 3) if baseline else None, **extra, "machine": machine_info(),
             "commit": git_provenance()["git_commit"], "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
