@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_bench.ipynb #0b655a25
 from __future__ import annotations
-import datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time, warnings
+import dataclasses, datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +38,10 @@ def machine_info() -> dict:
             "platform": platform.platform(), **library_versions()}
 
 @contextmanager
-def peak_rss():
-    "Sample the resident memory of this process and its children every 20 ms; yields a dict filled with `peak_mb`."
+def peak_rss(pid: int | None = None):
+    "Sample the resident memory of process `pid` (default: this one) and its children every 20 ms; yields a dict filled with `peak_mb`."
     import psutil
-    out, stop, me = {"peak_mb": 0.0}, threading.Event(), psutil.Process()
+    out, stop, me = {"peak_mb": 0.0}, threading.Event(), psutil.Process(pid)
     def sample():
         while not stop.is_set():
             try: rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
@@ -228,7 +228,6 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
         precision = choose_precision("auto")[0]
         collate = _PaddingMeter(CTCCollator(pad_to_multiple_of=8 if cuda else None))
         ds = ds.with_format("numpy", columns=["input_values", "labels", "input_length"])
-    import dataclasses
     args = dataclasses.replace(training_arguments(cfg, precision), eval_strategy="no", save_strategy="no",
                                load_best_model_at_end=False, disable_tqdm=True, gradient_checkpointing=standard,
                                train_sampling_strategy="group_by_length")
@@ -242,7 +241,7 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
             if cuda: torch.cuda.synchronize()
             timing["t1"], timing["real1"], timing["n1"] = time.perf_counter(), collate.real, collate.utterances
     trainer = TimedTrainer(model=model, args=args, train_dataset=ds, data_collator=collate, callbacks=[Clock()])
-    trainer.bucket_by_length = not standard and cfg.train_sampling_strategy == "bucket_by_length"
+    if not standard: trainer.sample_as(dataclasses.replace(cfg, sorted_epochs=0))  # a sorted epoch would time only the shortest clips
     with peak_rss() as mem: trainer.train()
     seconds = timing["t1"] - timing["t0"]
     # audio and utterances of the batches collated in the timed window (the loader's one-batch look-ahead shifts
@@ -307,18 +306,13 @@ def bench_infer(n_clips: int = 48, batch_size: int | None = None, arch: str = "d
 # %% ../nbs/10_bench.ipynb #9d80585c
 def child_peak(cmd: list[str], env=None) -> tuple[float, float, str, str, int]:
     "Run `cmd` as a process: (wall seconds, peak resident MB of it and its children, stdout, stderr, exit status)."
-    import psutil
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t0, peak = time.perf_counter(), 0.0
+        t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try: peak = max(peak, (ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))) / 2 ** 20)
-            except psutil.Error: pass
-            time.sleep(0.02)
+        with peak_rss(proc.pid) as mem: proc.wait()  # until reaped, the finished process still has a pid to sample
         wall = time.perf_counter() - t0
         out.seek(0); err.seek(0)
-        return wall, peak, out.read(), err.read(), proc.returncode
+        return wall, mem["peak_mb"], out.read(), err.read(), proc.returncode
 
 _PIPELINE_SCRIPT = """
 import json, sys, time, soundfile as sf
@@ -424,18 +418,17 @@ def standard_processor(texts, out_dir):
     for extra in ("<s>", "</s>"): vocab[extra] = len(vocab)
     return build_processor(save_vocab(vocab, out_dir))
 
-def _recipe_sets(recipe: str, data, processor, cfg):
+def _recipe_sets(recipe: str, data, processor):
     if recipe == "ours": return training_sets(data, processor)
     # the same labels (the example's too end with the word delimiter), read as Python lists as the example does
     return tuple(add_labels(data[s], processor).select_columns(TRAIN_COLUMNS) for s in ("train", "eval"))
 
 def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 2000, eval_steps: int = 100, work=None) -> dict:
     "Train the demo with `recipe` ('ours' or 'standard') and `seed`; its CER curve, test WER/CER, speed and padding."
-    import dataclasses
     work = Path(work or tempfile.mkdtemp())
     cfg = load_config("demo", seed=seed, max_steps=steps, eval_steps=eval_steps, save_steps=10 ** 6, output_dir=str(work/recipe))
     processor = make_processor(texts, cfg.output_dir) if recipe == "ours" else standard_processor(texts, cfg.output_dir)
-    train_ds, eval_ds = _recipe_sets(recipe, data, processor, cfg)
+    train_ds, eval_ds = _recipe_sets(recipe, data, processor)
     model = build_model(cfg, processor)
     cuda, busy = torch.cuda.is_available(), busy_cpus()
     if busy > 0.25: warnings.warn(f"other processes kept {busy:.2f} CPUs busy before the {recipe} run (seed {seed}): this "
