@@ -54,11 +54,12 @@ def select_files(run_dir) -> tuple[list[str], dict[str, str]]:
         if any(part.startswith(".") for part in Path(rel).parts[:-1]):  # inside a hidden folder: staging, LM builds
             keep[rel] = "temporary"; continue
         reason = next((why for pat, why in KEPT_BACK if fnmatch.fnmatch(rel, pat)), None)
-        if reason is None and any(fnmatch.fnmatch(rel, pat) for pat in PUBLISH):  # allowed by name: its bytes decide
+        if reason: keep[rel] = reason
+        elif any(fnmatch.fnmatch(rel, pat) for pat in PUBLISH):  # allowed by name: its bytes decide
             if is_pickle(p): keep[rel] = "pickle"
             else: send.append(rel)
-        elif reason is None and any(fnmatch.fnmatch(rel, pat) for pat in PICKLE_NAMES): keep[rel] = "pickle"
-        else: keep[rel] = reason or "not part of a model repository"
+        elif any(fnmatch.fnmatch(rel, pat) for pat in PICKLE_NAMES): keep[rel] = "pickle"
+        else: keep[rel] = "not part of a model repository"
     return send, keep
 
 # %% ../nbs/12_publish.ipynb #e26f9077
