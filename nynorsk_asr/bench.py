@@ -211,10 +211,10 @@ def measured_bf16_peak(n: int = 8192, reps: int = 20) -> float | None:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 # %% ../nbs/10_bench.ipynb #87ad9611
-def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir) -> dict:
+def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows: int, seed: int, out_dir, cpu_conv_backend: str = "native") -> dict:
     cfg = load_config(arch, model_name_or_path=None, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
                       max_steps=steps, warmup_steps=0, output_dir=str(out_dir), seed=seed, save_steps=10 ** 6,
-                      eval_steps=10 ** 6, logging_steps=10 ** 6, gradient_checkpointing=standard)
+                      eval_steps=10 ** 6, logging_steps=10 ** 6, gradient_checkpointing=standard, cpu_conv_backend=cpu_conv_backend)
     processor = make_processor(["abcdefghijklmnopqrstuvwxyz æøå"], out_dir)
     ds = _synthetic_training_set(n_rows, seed, len(processor.tokenizer))
     model = build_model(cfg, processor)
@@ -241,7 +241,7 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
             if cuda: torch.cuda.synchronize()
             timing["t1"], timing["real1"], timing["n1"] = time.perf_counter(), collate.real, collate.utterances
     trainer = TimedTrainer(model=model, args=args, train_dataset=ds, data_collator=collate, callbacks=[Clock()])
-    if not standard: trainer.sample_as(dataclasses.replace(cfg, sorted_epochs=0))  # a sorted epoch would time only the shortest clips
+    if not standard: trainer.apply_config(dataclasses.replace(cfg, sorted_epochs=0))  # a sorted epoch would time only the shortest clips
     with peak_rss() as mem: trainer.train()
     seconds = timing["t1"] - timing["t0"]
     # audio and utterances of the batches collated in the timed window (the loader's one-batch look-ahead shifts
@@ -256,11 +256,14 @@ def _train_setup(arch: str, standard: bool, steps: int, batch_size: int, n_rows:
     return out
 
 def bench_train(arch: str = "demo", steps: int = 12, batch_size: int = 8, n_rows: int | None = None, seed: int = 0) -> list[dict]:
-    "Training throughput of `arch` (a preset, built from its config), ours vs the seed's settings."
+    "Training throughput of `arch` (a preset, built from its config), ours vs the seed's settings, and ours with oneDNN convolutions."
     n_rows = n_rows or max(steps * batch_size * 2, 64)
     res = {}
-    for name, standard in (("ours", False), ("standard", True)):
-        with tempfile.TemporaryDirectory() as tmp: res[name] = _train_setup(arch, standard, steps, batch_size, n_rows, seed, tmp)
+    runs = [("ours", False, "native"), ("standard", True, "onednn")]
+    cuda = torch.cuda.is_available()
+    if not cuda: runs.append(("onednn", False, "onednn"))  # the CPU convolution choice (GPUs use cuDNN either way)
+    for name, standard, conv in runs:
+        with tempfile.TemporaryDirectory() as tmp: res[name] = _train_setup(arch, standard, steps, batch_size, n_rows, seed, tmp, conv)
     peak = measured_bf16_peak()
     o, s = res["ours"], res["standard"]
     extra = {"arch": arch, "steps_timed": steps - 2, "batch_size": batch_size, "precision_ours": o["precision"],
@@ -271,8 +274,13 @@ def bench_train(arch: str = "demo", steps: int = 12, batch_size: int = 8, n_rows
         extra.update(bf16_matmul_peak_tflops=round(peak / 1e12, 1), mfu_ours=round(o["train_flops_per_second"] / peak, 3),
                      mfu_baseline=round(s["train_flops_per_second"] / peak, 3),
                      gpu_peak_mb_ours=round(o["gpu_peak_allocated_mb"]), gpu_peak_mb_baseline=round(s["gpu_peak_allocated_mb"]))
-    return [record(f"train-{arch}", "audio_seconds_per_second", o["audio_seconds_per_second"], s["audio_seconds_per_second"], **extra),
-            record(f"train-{arch}", "samples_per_second", o["samples_per_second"], s["samples_per_second"], **extra)]
+    out = [record(f"train-{arch}", "audio_seconds_per_second", o["audio_seconds_per_second"], s["audio_seconds_per_second"], **extra),
+           record(f"train-{arch}", "samples_per_second", o["samples_per_second"], s["samples_per_second"], **extra)]
+    if not cuda:
+        out.append(record(f"train-{arch}-onednn", "samples_per_second", o["samples_per_second"], res["onednn"]["samples_per_second"],
+                          baseline_name="ours with PyTorch's default oneDNN convolutions", arch=arch, steps_timed=steps - 2,
+                          batch_size=batch_size))
+    return out
 
 # %% ../nbs/10_bench.ipynb #05c161c6
 def bench_infer(n_clips: int = 48, batch_size: int | None = None, arch: str = "demo", seed: int = 0) -> list[dict]:
@@ -444,7 +452,7 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
                                train_sampling_strategy="group_by_length")
     trainer = ClockedTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collate,
                              processing_class=processor, compute_metrics=metrics_fn(processor))
-    if recipe == "ours": trainer.sample_as(cfg)
+    if recipe == "ours": trainer.apply_config(cfg)
     quiet_progress(trainer, terminal=False)
     trainer.train()
     train_seconds = time.perf_counter() - trainer._t0 - trainer.eval_seconds

@@ -100,6 +100,7 @@ class RunConfig:
     logging_steps: int = 100
     save_total_limit: int = 3
     precision: str = "auto"  # "auto" (bf16 > fp16 > fp32 by hardware), "bf16", "fp16", "fp32"
+    cpu_conv_backend: str = "native"  # convolutions of CPU training steps: PyTorch's "native" kernels or "onednn" (see 06_train)
     dataloader_num_workers: int = 0
     report_to: str = "none"  # "none", "tensorboard", "wandb", ...
     # --- n-gram language model (07a_lm) ---
@@ -119,6 +120,7 @@ class ConfigError(ValueError):
 
 _CHOICES = {
     "precision": ("auto", "bf16", "fp16", "fp32"),
+    "cpu_conv_backend": ("native", "onednn"),
     "ctc_loss_reduction": ("mean", "sum"),
     "train_sampling_strategy": ("bucket_by_length", "group_by_length", "random", "sequential"),
     "feat_extract_norm": ("layer", "group"),

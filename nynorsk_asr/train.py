@@ -19,11 +19,11 @@ from .scoring import error_rates
 from .vocab import save_processor
 
 # %% auto #0
-__all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'add_labels', 'LengthBucketSampler',
-           'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint', 'set_aside_incomplete',
-           'PrintProgress', 'progress_line', 'BarOnly', 'quiet_progress', 'metrics_fn', 'world_size',
-           'training_arguments', 'TimedTrainer', 'training_sets', 'Invocation', 'earlier_invocations', 'build_trainer',
-           'resume_point', 'save_final', 'finished_record', 'run_record', 'train_run']
+__all__ = ['CPU_CONV_BACKENDS', 'COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'cpu_convolutions',
+           'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint',
+           'set_aside_incomplete', 'PrintProgress', 'progress_line', 'BarOnly', 'quiet_progress', 'metrics_fn',
+           'world_size', 'training_arguments', 'TimedTrainer', 'training_sets', 'Invocation', 'earlier_invocations',
+           'build_trainer', 'resume_point', 'save_final', 'finished_record', 'run_record', 'train_run']
 
 # %% ../nbs/06_train.ipynb #8dbf5894
 def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32"
@@ -41,6 +41,19 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
     if requested == "bf16" and cuda and not bf16_ok:
         raise ConfigError(f"precision='bf16' is not supported by {torch.cuda.get_device_name()}; use 'auto' or 'fp16'")
     return requested, "requested"
+
+# %% ../nbs/06_train.ipynb #c0a1d2e4
+CPU_CONV_BACKENDS = ("native", "onednn")
+
+@contextlib.contextmanager
+def cpu_convolutions(backend: str = "native"):
+    "Inside the block, CPU convolutions run on `backend`: 'native' switches oneDNN off, 'onednn' leaves PyTorch's default."
+    if backend not in CPU_CONV_BACKENDS:
+        raise ConfigError(f"cpu_conv_backend={backend!r} is not one of {', '.join(CPU_CONV_BACKENDS)}")
+    before = torch.backends.mkldnn.enabled
+    if backend == "native": torch.backends.mkldnn.enabled = False
+    try: yield
+    finally: torch.backends.mkldnn.enabled = before
 
 # %% ../nbs/06_train.ipynb #64cb00f6
 def add_labels(ds, processor):
@@ -179,15 +192,17 @@ def training_arguments(cfg: RunConfig, precision: str) -> TrainingArguments:
 
 # %% ../nbs/06_train.ipynb #b74d26c5
 class TimedTrainer(Trainer):
-    "A Trainer that records evaluation time, returns greedy ids from prediction, and can bucket batches by length."
+    "A Trainer that records evaluation time, returns greedy ids from prediction, can bucket batches by length and picks its CPU convolutions."
     eval_seconds = 0.0
     bucket_by_length = False
     sorted_epochs = 0  # with bucket_by_length: the first epochs go shortest first
+    cpu_conv_backend = "onednn"  # PyTorch's default unless a config says otherwise
 
-    def sample_as(self, cfg: RunConfig) -> "TimedTrainer":
-        "Draw training batches as `cfg` says: ours (`bucket_by_length`, with its sorted epochs) or the Trainer's own sampler."
+    def apply_config(self, cfg: RunConfig) -> "TimedTrainer":
+        "Train as `cfg` says where the Trainer's own arguments cannot: the sampler (`bucket_by_length` with its sorted epochs, or the Trainer's) and the CPU convolutions."
         self.bucket_by_length = cfg.train_sampling_strategy == "bucket_by_length"
         self.sorted_epochs = cfg.sorted_epochs if self.bucket_by_length else 0
+        self.cpu_conv_backend = cfg.cpu_conv_backend
         return self
 
     def _get_train_sampler(self, train_dataset=None):
@@ -195,6 +210,9 @@ class TimedTrainer(Trainer):
         if not self.bucket_by_length: return super()._get_train_sampler(train_dataset)
         return LengthBucketSampler(ds[self.args.length_column_name], self.args.train_batch_size * self.args.gradient_accumulation_steps
                                    * max(1, self.args.world_size), seed=self.args.seed, sorted_epochs=self.sorted_epochs)
+
+    def training_step(self, *args, **kwargs):
+        with cpu_convolutions(self.cpu_conv_backend): return super().training_step(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         t0 = time.perf_counter()
@@ -255,7 +273,7 @@ def build_trainer(cfg: RunConfig, args: TrainingArguments, model, processor, tra
                            data_collator=CTCCollator(pad_to_multiple_of=8 if torch.cuda.is_available() else None),
                            processing_class=processor, compute_metrics=metrics_fn(processor),
                            callbacks=[*callbacks, MarkCompleteCheckpoints(), PrintProgress()])
-    return quiet_progress(trainer.sample_as(cfg))
+    return quiet_progress(trainer.apply_config(cfg))
 
 # %% ../nbs/06_train.ipynb #fa4da51e
 def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict]:

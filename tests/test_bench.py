@@ -24,13 +24,15 @@ def test_bench_prep(tmp_path):
 
 def test_bench_train(tmp_path):
     lines, _ = run_bench(tmp_path, "train", "--steps", "4", "--batch_size", "2")
-    units = {r["unit"]: r for r in lines}
-    assert set(units) == {"audio_seconds_per_second", "samples_per_second"}
-    r = units["audio_seconds_per_second"]
+    assert [(r["bench"], r["unit"]) for r in lines] == [("train-demo", "audio_seconds_per_second"), ("train-demo", "samples_per_second"),
+                                                       ("train-demo-onednn", "samples_per_second")]  # the last on CPU only
+    r = lines[0]
     # ours batches by length: pairs of NPSC-like clips drawn at random would pad ~20%, length-bucketed ones < 5%
     assert r["padding_fraction_ours"] < 0.05, r["padding_fraction_ours"]
     assert r["precision_baseline"] == "fp32" and r["precision_ours"] == "fp32"  # CPU: fp16 would silently be fp32
     assert r["steps_timed"] == 2 and r["batch_size"] == 2
+    conv = lines[2]  # ours with PyTorch's default convolutions: measured, not copied from ours
+    assert conv["baseline_name"].startswith("ours with") and conv["baseline"] > 0 and conv["baseline"] != conv["ours"]
 
 
 def test_bench_infer(tmp_path):

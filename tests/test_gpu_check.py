@@ -20,6 +20,7 @@ def test_gpu_check_dry_run(tmp_path):
     lines = [json.loads(l) for l in (got / "gpu.jsonl").read_text().splitlines()]
     assert [(r["bench"], r["unit"]) for r in lines] == [("train-demo", "audio_seconds_per_second"),
                                                        ("train-demo", "samples_per_second"),
+                                                       ("train-demo-onednn", "samples_per_second"),  # dry run: CPU
                                                        ("infer", "audio_seconds_per_second")]
     nb = json.loads((got / "train.ipynb").read_text())
     assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
