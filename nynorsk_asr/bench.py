@@ -502,5 +502,6 @@ def bench_accuracy(seeds=(0, 1, 2), steps: int = 2000, eval_steps: int = 100, lo
 def format_record(r: dict) -> str:
     "One line per result: ours, baseline, ratio, and what else was measured."
     skip = {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "timestamp"}
-    extra = ", ".join(f"{k}={v}" for k, v in r.items() if k not in skip)
+    short = lambda v: f"<{len(v)} records>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
+    extra = ", ".join(f"{k}={short(v)}" for k, v in r.items() if k not in skip)
     return f"{r['bench']:>14} {r['unit']}: ours {r['ours']:,} vs baseline {r['baseline']:,} -> {r['ratio']}x  ({extra})"

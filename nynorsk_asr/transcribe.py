@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_transcribe.ipynb #db4eb8d8
 from __future__ import annotations
-import glob, json, math, os, time
+import glob, hashlib, json, math, os, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Iterator
@@ -244,10 +244,11 @@ def greedy_words(lp: np.ndarray, tokens: list[str], blank: int, delimiter: int, 
     close()
     return words
 
-def lm_words(decoder, lp: np.ndarray, beam_width: int = 50, offset: int = 0, frame_s: float = 0.02, offset_s: float = 0.0) -> list[Word]:
-    "The best beam's words of one segment, with pyctcdecode's word frames, timed from frame `offset` after `offset_s`."
+def lm_words(decoder, lp: np.ndarray, beam_width: int = 50, offset: int = 0, frame_s: float = 0.02, offset_s: float = 0.0,
+             beam=None) -> list[Word]:
+    "The best beam's words of one segment (`beam` when it is known already), with pyctcdecode's word frames, timed from frame `offset` after `offset_s`."
     best = np.exp(lp.max(-1))
-    beam = decoder.decode_beams(lp, beam_width=beam_width)[0]
+    beam = beam or decoder.decode_beams(lp, beam_width=beam_width)[0]
     out = []
     for word, (a, b) in beam[2]:
         b = max(b, a + 1)
@@ -272,15 +273,16 @@ class Transcriber:
         recorded = load_run_config(self.run_dir).lm_beam_width if (self.run_dir/"config.yaml").is_file() else 50
         self.frame_s, self.beam_width = self.hop / RATE, beam_width or recorded
         self.fingerprint = file_hash(self.run_dir/"model.safetensors")
+        self._beams = {}  # the LM's best beams of the current region's paddings, by their frames
 
     def words(self, offset: int, lp: np.ndarray, offset_s: float = 0.0) -> list[Word]:
-        if self.lm is not None: return lm_words(self.lm, lp, self.beam_width, offset, self.frame_s, offset_s)
+        if self.lm is not None: return lm_words(self.lm, lp, self.beam_width, offset, self.frame_s, offset_s, self.best_beam(lp))
         return greedy_words(lp, self.tokens, self.blank, self.delimiter, offset, self.frame_s, offset_s)
 
     def region_frames(self, r: Region, window: int, left: int, right: int, batch_size: int, variants: int, on_window=None):
         "(first sample, kept frames) of the region under the padding the model is most confident in (one padding when it spans several windows)."
         pads = REGION_PADS[:max(1, variants)] if r.speech_end - r.speech_start + int(0.5 * RATE) <= window else REGION_PADS[:1]
-        best = None
+        best, self._beams = None, {}
         for before, after in pads:
             a = max(r.start, r.speech_start - int(before * RATE))
             b = min(r.start + len(r.audio), r.speech_end + int(after * RATE))
@@ -293,8 +295,15 @@ class Transcriber:
 
     def confidence(self, frames: list[np.ndarray]) -> float:
         "How sure the decoder is of these frames: the best beam's score with the LM, else the mean log-probability of each frame's best symbol."
-        if self.lm is not None: return float(self.lm.decode_beams(np.concatenate(frames), beam_width=self.beam_width)[0][4])
+        if self.lm is not None: return float(self.best_beam(np.concatenate(frames), remember=True)[4])
         return float(np.mean(np.concatenate(frames).max(-1)))
+
+    def best_beam(self, lp: np.ndarray, remember: bool = False):
+        "The LM's best beam of `lp`; `remember` keeps it for this region, so the winning padding is searched once, not again for its words."
+        key = (lp.shape, hashlib.blake2b(lp.tobytes(), digest_size=16).digest())
+        beam = self._beams.get(key) or self.lm.decode_beams(lp, beam_width=self.beam_width)[0]
+        if remember: self._beams[key] = beam
+        return beam
 
     def transcribe_file(self, path, chunk_length_s: float = 20.0, stride_length_s: float = 4.0, batch_size: int = 4,
                         progress: bool = True, vad: str = "energy", pad_variants: int = len(REGION_PADS),
