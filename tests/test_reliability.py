@@ -95,19 +95,22 @@ def test_kill_during_prepare_then_rerun(tmp_path):
 
 
 def test_kill_during_training_then_resume_gives_the_unbroken_result(tmp_path, cache, finished):
-    "kill -9 at a random point after a random checkpoint; the resumed run ends where an unbroken run ends."
+    "kill -9 at a random logged step after a random checkpoint; the resumed run ends where an unbroken run ends."
     rng = random.Random(SEED + 1)
     run = tmp_path / "run"
     cmd = cli("train", *flags(**TINY, output_dir=run, cache_dir=cache))
     from nynorsk_asr.train import last_complete_checkpoint
     after = rng.choice([10, 20])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and (last_complete_checkpoint(run) is None or
-                                       int(last_complete_checkpoint(run).name.split("-")[1]) < after):
-        time.sleep(0.1)
-    time.sleep(rng.uniform(0.0, 1.5))
+    # the kill waits for a progress line, not a time: a sleep after the checkpoint raced a fast machine to the end
+    kill_at = rng.choice(range(after + TINY["logging_steps"], TINY["max_steps"], TINY["logging_steps"]))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    deadline, seen = time.time() + 300, []
+    while time.time() < deadline and (line := proc.stdout.readline()):
+        seen.append(line)
+        if line.startswith(f"step {kill_at}/"): break
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    assert seen and seen[-1].startswith(f"step {kill_at}/"), seen[-5:]
+    assert int(last_complete_checkpoint(run).name.split("-")[1]) >= after
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     evals = lambda r: [(h["step"], round(h["eval_wer"], 6), round(h["eval_cer"], 6), round(h["eval_loss"], 4))
