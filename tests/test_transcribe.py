@@ -56,7 +56,9 @@ def test_whole_transcript_wer_is_close_to_clip_wer(lm_run, recording, transcribe
     scores = long_form_scores(result, recording[1])
     clips = clip_wer(lm_run, decoder, recording[1])
     print(f"{decoder}: long-form WER {scores['wer']:.4f}, clip by clip {clips:.4f}")
-    assert scores["wer"] <= 1.25 * clips + 0.01, (scores["wer"], clips)  # + one word in a hundred: a tiny clip WER
+    # greedy on this recording: ratio 1.18 for this fixture trained with oneDNN convolutions, 1.42 with native ones (long-form
+    # WER 0.269 vs 0.281, alike; clip WER 0.228 vs 0.198, not), 1.33 for the full 2,000-step demo; without regions (vad none) 2.6-3.6
+    assert scores["wer"] <= 1.5 * clips + 0.01, (scores["wer"], clips)  # + one word in a hundred: a tiny clip WER
 
 
 @pytest.mark.parametrize("decoder", ["greedy", "lm"])
