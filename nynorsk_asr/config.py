@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PRESET_DIR', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets', 'project_root',
-           'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config', 'NotARunError',
-           'load_run_config', 'config_hash', 'field_help']
+__all__ = ['PRESET_DIR', 'CPU_CONV_BACKENDS', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets',
+           'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config',
+           'NotARunError', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -118,9 +118,11 @@ class RunConfig:
 class ConfigError(ValueError):
     "A bad key or value in a run configuration."
 
+CPU_CONV_BACKENDS = ("native", "onednn")  # how CPU training steps run convolutions (06_train)
+
 _CHOICES = {
     "precision": ("auto", "bf16", "fp16", "fp32"),
-    "cpu_conv_backend": ("native", "onednn"),
+    "cpu_conv_backend": CPU_CONV_BACKENDS,
     "ctc_loss_reduction": ("mean", "sum"),
     "train_sampling_strategy": ("bucket_by_length", "group_by_length", "random", "sequential"),
     "feat_extract_norm": ("layer", "group"),

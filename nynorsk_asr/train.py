@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
 from transformers.utils.notebook import NotebookProgressCallback
-from .config import RunConfig, ConfigError, config_hash
+from .config import CPU_CONV_BACKENDS, RunConfig, ConfigError, config_hash
 from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run
@@ -19,8 +19,8 @@ from .scoring import error_rates
 from .vocab import save_processor
 
 # %% auto #0
-__all__ = ['CPU_CONV_BACKENDS', 'COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'cpu_convolutions',
-           'add_labels', 'LengthBucketSampler', 'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint',
+__all__ = ['COMPLETE_MARKER', 'TRAIN_COLUMNS', 'INVOCATIONS', 'choose_precision', 'cpu_convolutions', 'add_labels',
+           'LengthBucketSampler', 'MarkCompleteCheckpoints', 'checkpoints', 'last_complete_checkpoint',
            'set_aside_incomplete', 'PrintProgress', 'progress_line', 'BarOnly', 'quiet_progress', 'metrics_fn',
            'world_size', 'training_arguments', 'TimedTrainer', 'training_sets', 'Invocation', 'earlier_invocations',
            'build_trainer', 'resume_point', 'save_final', 'finished_record', 'run_record', 'train_run']
@@ -43,8 +43,6 @@ def choose_precision(requested: str = "auto",  # "auto", "bf16", "fp16" or "fp32
     return requested, "requested"
 
 # %% ../nbs/06_train.ipynb #c0a1d2e4
-CPU_CONV_BACKENDS = ("native", "onednn")
-
 @contextlib.contextmanager
 def cpu_convolutions(backend: str = "native"):
     "Inside the block, CPU convolutions run on `backend`: 'native' switches oneDNN off, 'onednn' leaves PyTorch's default."
