@@ -4,15 +4,18 @@
 
 # %% ../nbs/08_card.ipynb #2410764a
 from __future__ import annotations
-import json, os
+import hashlib, json, os
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import NotARunError, load_run_config, config_hash
-from .rundir import public_dataset_name
+from .config import DamagedRunError, NotARunError, load_run_config, config_hash
+from .model import file_hash, trained_weights
+from .lm import LM_DIR, lm_binary
+from .rundir import public_dataset_name, run_lock, write_atomic
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'read_run', 'plot_training_curves', 'model_name', 'card_data',
-           'decoding', 'render_card', 'write_card']
+__all__ = ['SPLIT_TITLE', 'CARD_RECORD', 'results_rows', 'markdown_table', 'StaleScoresError', 'check_scores', 'read_run',
+           'plot_training_curves', 'model_name', 'card_data', 'decoding', 'render_card', 'card_sha', 'card_state',
+           'write_card']
 
 # %% ../nbs/08_card.ipynb #e99ca491
 def results_rows(log_history: list[dict]) -> list[dict]:
@@ -38,8 +41,32 @@ def markdown_table(rows: list[dict]) -> str:
 
 # %% ../nbs/08_card.ipynb #31c34b66
 def _read_json(path) -> dict | None:
+    "The JSON object in `path` (None when there is no such file); `DamagedRunError` naming the file when it is not one."
     p = Path(path)
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    if not p.is_file(): return None
+    try: doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedRunError(f"{p} is not JSON ({'empty' if not p.stat().st_size else type(e).__name__}): remove it, or "
+                              "rerun the command that writes it (`nynorsk-asr evaluate` for eval/)") from None
+    if not isinstance(doc, dict): raise DamagedRunError(f"{p} holds a JSON {type(doc).__name__}, not an object: remove it")
+    return doc
+
+class StaleScoresError(NotARunError):
+    "An eval file's scores were computed with other weights or another LM than the run holds now."
+
+def check_scores(run_dir, evals: dict) -> None:
+    "Refuse eval results whose model (or LM) fingerprint is not that of the run's current files, naming how to re-evaluate."
+    run = Path(run_dir)
+    model_fp = file_hash(trained_weights(run))
+    lm_fp = file_hash(lm_binary(run)) if (run/LM_DIR).is_dir() and any(e["decoder"] == "lm" for e in evals.values()) else None
+    for name, e in evals.items():
+        again = f"re-evaluate with `nynorsk-asr evaluate {run} --split {e['split']} --decoder {e['decoder']}`, or remove the file"
+        if e.get("model_fingerprint") != model_fp:
+            raise StaleScoresError(f"{run/'eval'/name}.json scores another model (fingerprint {e.get('model_fingerprint')}; "
+                                   f"model.safetensors is {model_fp} now): {again}")
+        if e["decoder"] == "lm" and e.get("lm_fingerprint") != lm_fp:
+            raise StaleScoresError(f"{run/'eval'/name}.json was decoded with another language model (fingerprint "
+                                   f"{e.get('lm_fingerprint')}; the run's is {lm_fp} now): {again}")
 
 def read_run(run_dir) -> dict:
     "Everything the card needs, from the run directory; a clear error when a stage has not run."
@@ -49,8 +76,10 @@ def read_run(run_dir) -> dict:
     for name, cmd in needed.items():
         if not (run/name).is_file(): raise NotARunError(f"{run/name} is missing: run `{cmd}` for this run first")
     found = {p.stem: _read_json(p) for p in sorted((run/"eval").glob("*.json"))} if (run/"eval").is_dir() else {}
-    evals = {k: v for k, v in found.items() if "decoder" in v}  # results, not the LM's alpha/beta search
-    if not evals: raise FileNotFoundError(f"{run}/eval/ holds no results: run `nynorsk-asr evaluate {run}` first")
+    # whole-split results only: not the LM's alpha/beta search, nor an `--max_samples` look at the first utterances
+    evals = {k: v for k, v in found.items() if "decoder" in v and v.get("complete", True)}
+    if not evals: raise FileNotFoundError(f"{run}/eval/ holds no results of a whole split: run `nynorsk-asr evaluate {run}` first")
+    check_scores(run, evals)
     return {"cfg": load_run_config(run), "prep": _read_json(run/"prep_report.json"),
             "state": _read_json(run/"trainer_state.json"), "record": _read_json(run/"train_record.json"),
             "evals": evals, "vocab": _read_json(run/"vocab.json") or {}, "lm": _read_json(run/"lm_report.json")}
@@ -70,8 +99,10 @@ def plot_training_curves(log_history: list[dict], path=None):
     a2.set_xlabel("step"); a2.set_ylabel("error rate (validation, greedy)"); a2.set_ylim(0, 1.05); a2.legend()
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, metadata={"Software": None})  # no version stamp: same run, same bytes
+        import io
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110, metadata={"Software": None})  # no version stamp: same run, same bytes
+        write_atomic(path, png.getvalue())
     return fig
 
 # %% ../nbs/08_card.ipynb #48c7ca5c
@@ -257,12 +288,27 @@ The following hyperparameters were used during training:
 {_provenance(run)}"""
     return f"---\n{card_data(run).to_yaml()}\n---\n{body}"
 
-def write_card(run_dir) -> Path:
-    "Write `<run_dir>/README.md` (and the learning-curve plot) from the run directory."
+CARD_RECORD = ".card.sha256"  # the sha256 of the README.md `write_card` last wrote: tells a hand edit from a stale card
+
+def card_sha(text: str) -> str: return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+def card_state(run_dir) -> str:
+    "`missing`, `current` (what the run renders now), `stale` (written by `write_card`, the run changed since) or `edited` (by hand)."
     run = Path(run_dir)
-    text = render_card(run)
-    import matplotlib.pyplot as plt  # plotting only: pyplot is slow to import and picks a backend
-    plt.close(plot_training_curves(read_run(run)["state"]["log_history"], run/"plots"/"training_curves.png"))
-    out = run/"README.md"
-    tmp = out.with_suffix(".md.tmp"); tmp.write_text(text, encoding="utf-8"); os.replace(tmp, out)
+    card = run/"README.md"
+    if not card.is_file(): return "missing"
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if text == render_card(run): return "current"
+    recorded = (run/CARD_RECORD).read_text().strip() if (run/CARD_RECORD).is_file() else None
+    return "stale" if recorded == card_sha(text) else "edited"
+
+def write_card(run_dir) -> Path:
+    "Write `<run_dir>/README.md` (and the learning-curve plot) from the run directory, holding the run's lock."
+    run = Path(run_dir)
+    with run_lock(run, "nynorsk-asr card"):
+        text = render_card(run)
+        import matplotlib.pyplot as plt  # plotting only: pyplot is slow to import and picks a backend
+        plt.close(plot_training_curves(read_run(run)["state"]["log_history"], run/"plots"/"training_curves.png"))
+        out = write_atomic(run/"README.md", text)
+        write_atomic(run/CARD_RECORD, card_sha(text) + "\n")
     return out

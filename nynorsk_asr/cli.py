@@ -8,7 +8,7 @@ import argparse, json, os, sys, time
 from dataclasses import fields
 from pathlib import Path
 from .config import RunConfig, ConfigError, NotARunError, load_config, parse_value, available_presets, unknown_key_error, field_help
-from .rundir import SAFE_CHANGES, PrivacyScanError, PushFailedError, RunLockedError
+from .rundir import SAFE_CHANGES, NotWritableError, PrivacyScanError, PushFailedError, RunLockedError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'RUN_COMMANDS', 'EXIT_CODES', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench',
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
     tr.add_argument("--vad", choices=["energy", "none"], default="energy",
                     help="energy: cut the audio into speech regions first; none: one stream, as the transformers pipeline")
-    tr.add_argument("--pad_variants", type=int, default=5, help="with --vad energy: paddings of a short region tried, the most confident kept (1: one)")
+    tr.add_argument("--pad_variants", type=int, default=5, help="with --vad energy: paddings of a short region tried, the most confident kept (1 to 5; 1: one)")
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
     lm.add_argument("run_dir")
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--dry_run", action="store_true", help="select, scan and list the files; send nothing (no network, no token)")
     ps.add_argument("--override_privacy_scan", action="store_true",
                     help="publish even if the scan finds local paths, secrets or e-mail addresses (they are listed)")
+    ps.add_argument("--keep_card", action="store_true",
+                    help="publish a README.md edited by hand as it is, instead of refusing to replace it")
     return parser
 
 # %% ../nbs/09_cli.ipynb #55ec6a7f
@@ -131,9 +133,12 @@ def cmd_evaluate(args):
     decoders = ("greedy", "lm") if args.decoder == "both" else (args.decoder,)
     results = evaluate_decoders(args.run_dir, args.split, decoders, args.batch_size, args.max_samples,
                                 progress=sys.stderr.isatty(), dataset_name=args.dataset_name)
+    from nynorsk_asr.evaluation import eval_path
     for name, r in results.items():
-        print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances, {name}, "
-              f"real-time factor {r['real_time_factor']}) -> {Path(args.run_dir)/'eval'/f'{args.split}_{name}.json'}")
+        part = "" if r["complete"] else f" of {r['utterances_in_split']}: the first ones only, not the split's result"
+        print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances{part}, {name}, "
+              f"real-time factor {r['real_time_factor']}) -> "
+              f"{eval_path(args.run_dir, args.split, name, None if r['complete'] else r['utterances_evaluated'])}")
 
 def cmd_lm(args):
     from nynorsk_asr.lm import build_language_model
@@ -147,13 +152,16 @@ class TranscriptionIncomplete(FileNotFoundError):
 
 def cmd_transcribe(args):
     import soundfile as sf
-    from nynorsk_asr.transcribe import FORMATS, Transcriber, audio_inputs, output_names, write_outputs
+    from nynorsk_asr.transcribe import (FORMATS, Transcriber, audio_inputs, check_output_dir, output_names, printable,
+                                        transcribe_settings, write_outputs)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or (bad := [f for f in formats if f not in FORMATS]):
         raise ConfigError(f"--format {args.format!r}: use any of {', '.join(FORMATS)}, joined with ','")
+    transcribe_settings(args.chunk_length_s, args.stride_length_s, args.batch_size, args.pad_variants, args.vad)
     files, failed = audio_inputs(args.audio)
     if not files: raise FileNotFoundError("nothing to transcribe: " + "; ".join(failed))
-    unusable = len(failed)  # names that led to no file at all
+    check_output_dir(args.output_dir, args.run_dir)  # before the model loads: a folder it can write, never the run's own
+    unusable, unwritten = len(failed), []  # names that led to no file at all; transcripts that could not be written
     tr = Transcriber(args.run_dir, args.decoder)
     print(f"{len(files)} file(s), {tr.decoder_name} decoding, {'speech regions, ' if args.vad == 'energy' else ''}windows of "
           f"{args.chunk_length_s} s with {args.stride_length_s} s strides -> {args.output_dir}", flush=True)
@@ -162,20 +170,26 @@ def cmd_transcribe(args):
         try: result = tr.transcribe_file(path, args.chunk_length_s, args.stride_length_s, args.batch_size,
                                          progress=sys.stderr.isatty(), vad=args.vad, pad_variants=args.pad_variants)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-            failed.append(f"{path}: cannot be read as audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            failed.append(f"{printable(str(path))}: cannot be read as audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
             print(f"failed {failed[-1]}", flush=True); continue
-        written = write_outputs(result, args.output_dir, name, formats)
+        if result["non_finite_samples_zeroed"]:
+            print(f"warning: {printable(str(path))}: {result['non_finite_samples_zeroed']} non-finite samples (NaN or infinite) "
+                  f"in {result['non_finite_seconds']:.3f} s of audio were set to 0", flush=True)
+        try: written = write_outputs(result, args.output_dir, name, formats)
+        except NotWritableError as e:
+            failed.append(f"{printable(str(path))}: {e}"); unwritten.append(str(e))
+            print(f"failed {failed[-1]}", flush=True); continue
         rtf = f"real-time factor {result['real_time_factor']}" if result["real_time_factor"] is not None else "empty"
-        print(f"{path}: {result['audio_seconds']:.1f} s of audio in {result['wall_seconds']:.1f} s ({rtf}), "
-              f"{len(result['words'])} words -> {', '.join(p.name for p in written)}", flush=True)
+        print(f"{printable(str(path))}: {result['audio_seconds']:.1f} s of audio in {result['wall_seconds']:.1f} s ({rtf}), "
+              f"{len(result['words'])} words -> {', '.join(printable(p.name) for p in written)}", flush=True)
     if failed:
-        raise TranscriptionIncomplete(f"{len(failed)} of {len(files) + unusable} input(s) not transcribed (the others were): "
-                                      + "; ".join(failed))
+        summary = f"{len(failed)} of {len(files) + unusable} input(s) not transcribed (the others were): " + "; ".join(failed)
+        raise NotWritableError(summary) if unwritten else TranscriptionIncomplete(summary)
 
 def cmd_push(args):
     from nynorsk_asr.publish import push_run
     push_run(args.run_dir, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message,
-             dry_run=args.dry_run, override_privacy_scan=args.override_privacy_scan)
+             dry_run=args.dry_run, override_privacy_scan=args.override_privacy_scan, keep_card=args.keep_card)
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
 RUN_COMMANDS = {"transcribe": cmd_transcribe, "evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench, "lm": cmd_lm, "push": cmd_push}

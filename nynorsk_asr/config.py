@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_config.ipynb #c167860a
 from __future__ import annotations
-import difflib, hashlib, json, os, re, types, typing
+import difflib, hashlib, json, math, os, re, types, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['PRESET_DIR', 'CPU_CONV_BACKENDS', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate', 'available_presets',
-           'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config',
-           'NotARunError', 'load_run_config', 'config_hash', 'field_help']
+__all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate',
+           'available_presets', 'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value',
+           'config_dict', 'save_config', 'NotARunError', 'DamagedRunError', 'load_run_config', 'config_hash',
+           'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -118,6 +119,7 @@ class RunConfig:
 class ConfigError(ValueError):
     "A bad key or value in a run configuration."
 
+SEED_MAX = 2**32 - 1
 CPU_CONV_BACKENDS = ("native", "onednn")  # how CPU training steps run convolutions (06_train)
 
 _CHOICES = {
@@ -154,6 +156,11 @@ def unknown_key_error(key: str, valid) -> ConfigError:
 def validate(cfg: RunConfig) -> RunConfig:
     "Check types, ranges and combinations of `cfg`; raise `ConfigError` naming the bad key."
     for k, hint in _field_types().items(): _check_type(k, getattr(cfg, k), hint)
+    for k in _field_types():  # nan passes every comparison below, and inf trains to an all-NaN model
+        v = getattr(cfg, k)
+        if isinstance(v, float) and not math.isfinite(v): raise ConfigError(f"{k}={v!r} must be a finite number")
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise ConfigError(f"seed={cfg.seed!r} must be between 0 and {SEED_MAX} (2**32 - 1, the range numpy and torch seed from)")
     for k, choices in _CHOICES.items():
         if getattr(cfg, k) not in choices:
             raise ConfigError(f"{k}={getattr(cfg, k)!r} is not one of {', '.join(choices)}")
@@ -298,6 +305,9 @@ def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
 
 class NotARunError(FileNotFoundError):
     "A folder that is not (yet) the run directory a command needs."
+
+class DamagedRunError(NotARunError):
+    "A run directory whose file is missing, truncated or unreadable: the message names the file and how to mend it."
 
 def load_run_config(run_dir) -> RunConfig:
     "The config recorded in a run directory."

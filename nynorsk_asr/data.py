@@ -161,7 +161,9 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     "One split of a manifest file or an audiofolder-style folder, in the standard columns."
     manifest, by_column = _find_manifest(Path(cfg.dataset_name), canonical_split(split))
     problems, rows = Problems(), []
-    records = _read_manifest(manifest, problems)
+    # in a manifest shared by the splits, a line that cannot be read belongs to no split: it is counted once, under
+    # train (where a row without a `split` column goes), not once per split prepared
+    records = _read_manifest(manifest, problems if not by_column or canonical_split(split) == "train" else Problems())
     if records and by_column and not any("split" in r for _, r in records) and canonical_split(split) != "train":
         raise ConfigError(f"{manifest} has no `split` column, so it only provides split 'train', not {split!r}")
     if records and not any(cfg.text_column_name in r for _, r in records):

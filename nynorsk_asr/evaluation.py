@@ -9,17 +9,17 @@ from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
 import jiwer
-from .config import RunConfig, load_run_config
+from .config import RunConfig, ConfigError, load_run_config
 from .ctc import greedy_texts, utterance_log_probs
-from .lm import LM_DIR, lm_texts, load_decoder
+from .lm import LM_DIR, lm_binary, lm_texts, load_decoder
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
-from .rundir import public_dataset_name, write_json
+from .rundir import public_dataset_name, run_lock, write_json
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'evaluate_decoders', 'evaluate_run', 'group_of', 'rates_by_group',
-           'character_edits', 'worst_utterances', 'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'eval_path', 'evaluate_decoders', 'evaluate_run', 'group_of',
+           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
@@ -51,53 +51,78 @@ def plot_posteriogram(model, processor, input_values, reference: str | None = No
     return fig
 
 # %% ../nbs/07_evaluate.ipynb #565860c5
-def _decode(decoder: str, run_dir, processor, cfg, log_probs) -> tuple[list[str], dict]:
-    "Transcripts of one decoder, and what the eval file records about it."
-    if decoder == "greedy": return greedy_texts(processor, log_probs), {}
-    if decoder != "lm": raise ValueError(f"decoder={decoder!r}: use 'greedy' or 'lm'")
-    lm = load_decoder(run_dir, processor)
-    attrs = json.loads((Path(run_dir)/LM_DIR/"attrs.json").read_text())
-    binary = next(p for p in (Path(run_dir)/LM_DIR).iterdir() if p.suffix in (".bin", ".arpa"))
-    info = {"decoder_params": {**attrs, "beam_width": cfg.lm_beam_width}, "lm_fingerprint": file_hash(binary)}
-    return lm_texts(lm, log_probs, cfg.lm_beam_width), info
+def _decoders(decoders, run_dir, processor, cfg) -> dict:
+    "{decoder: (beam-search decoder or None, what the eval file records about it)}, each checked before any decoding."
+    out = {}
+    for decoder in decoders:
+        if decoder == "greedy": out[decoder] = (None, {}); continue
+        if decoder != "lm": raise ConfigError(f"decoder={decoder!r}: use 'greedy' or 'lm'")
+        lm, binary = load_decoder(run_dir, processor), lm_binary(run_dir)
+        attrs = json.loads((Path(run_dir)/LM_DIR/"attrs.json").read_text())
+        out[decoder] = (lm, {"decoder_params": {**attrs, "beam_width": cfg.lm_beam_width}, "lm_fingerprint": file_hash(binary)})
+    return out
+
+def _decode(decoder: str, lm, processor, cfg, log_probs) -> list[str]:
+    "Transcripts of one decoder."
+    return greedy_texts(processor, log_probs) if decoder == "greedy" else lm_texts(lm, log_probs, cfg.lm_beam_width)
+
+def eval_path(run_dir, split: str, decoder: str, first: int | None = None) -> Path:
+    "`eval/<split>_<decoder>.json`, or `..._first<N>.json` for a result on the first N utterances only (never the split's)."
+    return Path(run_dir)/"eval"/(f"{split}_{decoder}" + (f"_first{first}" if first else "") + ".json")
+
+def _check_counts(batch_size, max_samples):
+    for name, v in (("--batch_size", batch_size), ("--max_samples", max_samples)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{name} {v!r}: must be a whole number >= 1 (or left out: " +
+                              ("the run's per_device_eval_batch_size)" if name == "--batch_size" else "every utterance)"))
 
 def evaluate_decoders(run_dir,                  # a trained run directory
                       split: str = "test",      # source split to evaluate
                       decoders=("greedy",),     # "greedy" and/or "lm" (needs `nynorsk-asr lm RUN_DIR` first)
                       batch_size: int | None = None,  # default: the run's per_device_eval_batch_size
-                      max_samples: int | None = None,
+                      max_samples: int | None = None,  # the first N utterances only: written as `..._first<N>.json`
                       progress: bool = True,
                       dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
                      ) -> dict[str, dict]:       # decoder -> the contents of eval/<split>_<decoder>.json
-    "WER/CER of the run's final model on `split` with each decoder, from log-probabilities computed once."
+    "WER/CER of the run's final model on `split` with each decoder, from log-probabilities computed once; holds the run's lock."
+    _check_counts(batch_size, max_samples)
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    with run_lock(run_dir, "nynorsk-asr evaluate"):  # never beside a training that replaces the model being scored
+        return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name)
+
+def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name) -> dict:
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
     model, processor = load_run_model(run_dir)
+    model_fp = file_hash(run_dir/"model.safetensors")
+    chosen = _decoders(decoders, run_dir, processor, cfg)
     ds, report = load_eval_split(run_dir, cfg, split)
-    if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
+    in_split = len(ds)
+    first = max_samples if max_samples and max_samples < in_split else None
+    if first: ds = ds.select(range(first))
     device = next(model.parameters()).device
     t0 = time.perf_counter()
     log_probs = utterance_log_probs(model, [np.asarray(x, np.float32) for x in ds["input_values"]],
                                     batch_size or cfg.per_device_eval_batch_size, device, progress)
     model_seconds = time.perf_counter() - t0
-    refs, audio, model_fp = list(ds["text"]), float(np.sum(ds["duration"])), file_hash(run_dir/"model.safetensors")
+    refs, audio = list(ds["text"]), float(np.sum(ds["duration"]))
     results = {}
-    for decoder in decoders:
+    for decoder, (lm, info) in chosen.items():
         t1 = time.perf_counter()
-        hyps, info = _decode(decoder, run_dir, processor, cfg, log_probs)
+        hyps = _decode(decoder, lm, processor, cfg, log_probs)
         seconds = model_seconds + time.perf_counter() - t1
         utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, **utterance_errors(r, h)}
                       for u, s, r, h in zip(ds["utterance_id"], ds["speaker"], refs, hyps)]
         results[decoder] = {"split": split, "decoder": decoder, **error_rates(hyps, refs), **info,
-                            "utterances_evaluated": len(utterances), "utterances_dropped_in_preparation": report["dropped"],
+                            "utterances_evaluated": len(utterances), "complete": first is None, "utterances_in_split": in_split,
+                            "utterances_dropped_in_preparation": report["dropped"],
                             "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
                             "audio_seconds": round(audio, 2), "decode_seconds": round(seconds, 2),
                             "real_time_factor": round(seconds / max(audio, 1e-9), 4),
                             "model_fingerprint": model_fp, "data_fingerprint": report["fingerprint"],
                             "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
                             "device": str(device), "utterances": utterances}
-        write_json(run_dir/"eval"/f"{split}_{decoder}.json", results[decoder])
+        write_json(eval_path(run_dir, split, decoder, first), results[decoder])
     return results
 
 def evaluate_run(run_dir, split: str = "test", batch_size: int | None = None, max_samples: int | None = None,

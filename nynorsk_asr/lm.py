@@ -9,18 +9,19 @@ from multiprocessing import get_context
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .config import RunConfig, ConfigError, load_run_config
+from .config import RunConfig, ConfigError, DamagedRunError, load_run_config
 from .corpus import split_names
 from .ctc import greedy_texts, utterance_log_probs
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
-from .rundir import write_json
+from .rundir import run_lock, write_atomic, write_json
 from .scoring import error_rates
 from .text import CleaningRules, clean_with_reason
 
 # %% auto #0
-__all__ = ['LM_DIR', 'ALPHABET', 'KENLM_HINT', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels', 'check_alphabet',
-           'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune', 'build_language_model']
+__all__ = ['LM_DIR', 'ALPHABET', 'KENLM_HINT', 'KENLM_MAGIC', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels',
+           'check_alphabet', 'lm_binary', 'check_lm_files', 'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune',
+           'build_language_model']
 
 # %% ../nbs/07a_lm.ipynb #79d82652
 LM_DIR, ALPHABET = "language_model", "alphabet.json"
@@ -104,15 +105,47 @@ def decoder_labels(processor) -> list[str]:
     return [" " if s == processor.tokenizer.word_delimiter_token else s for s, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
 
 def check_alphabet(run_dir, processor):
-    "An error naming the differing symbols when `alphabet.json` does not match the run's tokenizer."
+    "An error naming the differing symbols (or their order) when `alphabet.json` does not match the run's tokenizer."
     path = Path(run_dir)/ALPHABET
     if not path.is_file(): return
     from pyctcdecode.alphabet import Alphabet
-    lm_labels = Alphabet.loads(path.read_text(encoding="utf-8")).labels
+    rebuild = f"rebuild it with `nynorsk-asr lm {run_dir}`"
+    try: lm_labels = Alphabet.loads(path.read_text(encoding="utf-8")).labels
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise DamagedRunError(f"{path} is not the LM's alphabet ({type(e).__name__}: {str(e)[:120]}): {rebuild}") from None
     ours = Alphabet.build_alphabet(decoder_labels(processor)).labels
     if lm_labels != ours:
-        raise ConfigError(f"{path} does not match the run's tokenizer: only in the LM's alphabet {sorted(set(lm_labels) - set(ours))}, "
-                          f"only in the tokenizer {sorted(set(ours) - set(lm_labels))}; rebuild it with `nynorsk-asr lm {run_dir}`")
+        only_lm, only_ours = sorted(set(lm_labels) - set(ours)), sorted(set(ours) - set(lm_labels))
+        what = (f"only in the LM's alphabet {only_lm}, only in the tokenizer {only_ours}" if only_lm or only_ours else
+                f"the same symbols in another order (the LM's {''.join(lm_labels)!r}, the tokenizer's {''.join(ours)!r})")
+        raise ConfigError(f"{path} does not match the run's tokenizer: {what}; {rebuild}")
+
+KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how every KenLM binary begins
+
+def lm_binary(run_dir) -> Path:
+    "The run's KenLM model file (`language_model/<n>gram.bin` or `.arpa`); `DamagedRunError` when there is none."
+    lm_dir = Path(run_dir)/LM_DIR
+    found = sorted(p for p in lm_dir.glob("*gram.*") if p.suffix in (".bin", ".arpa")) if lm_dir.is_dir() else []
+    if not found:
+        raise DamagedRunError(f"{lm_dir} holds no n-gram model (<n>gram.bin or .arpa): rebuild it with `nynorsk-asr lm {run_dir}`")
+    return found[0]
+
+def check_lm_files(run_dir) -> Path:
+    "The run's KenLM model after checking that `attrs.json` is JSON and the model loads whole; else `DamagedRunError`."
+    run_dir = Path(run_dir)
+    rebuild = f"rebuild the language model with `nynorsk-asr lm {run_dir}`"
+    try: json.loads((run_dir/LM_DIR/"attrs.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedRunError(f"{run_dir/LM_DIR/'attrs.json'} cannot be read as JSON ({type(e).__name__}): {rebuild}") from None
+    binary = lm_binary(run_dir)
+    with open(binary, "rb") as f: head = f.read(len(KENLM_MAGIC))
+    if binary.suffix == ".bin" and head != KENLM_MAGIC:
+        raise DamagedRunError(f"{binary} is not a KenLM binary (it does not begin as one): {rebuild}")
+    import kenlm
+    try: kenlm.Model(str(binary))  # KenLM compares the file's size with what its header promises
+    except (OSError, RuntimeError, ValueError) as e:
+        raise DamagedRunError(f"{binary} does not load ({str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__}): {rebuild}") from None
+    return binary
 
 def make_decoder(processor, kenlm_path=None, unigrams=None, alpha: float = 0.5, beta: float = 1.5):
     "A pyctcdecode beam-search decoder over the processor's symbols, with the KenLM model at `kenlm_path` (or none)."
@@ -126,6 +159,7 @@ def load_decoder(run_dir, processor):
     if not (run_dir/LM_DIR/"attrs.json").is_file():
         raise FileNotFoundError(f"{run_dir} has no language model ({LM_DIR}/ is missing): build it with `nynorsk-asr lm {run_dir}`")
     check_alphabet(run_dir, processor)
+    check_lm_files(run_dir)
     from pyctcdecode import BeamSearchDecoderCTC
     return BeamSearchDecoderCTC.load_from_dir(str(run_dir))
 
@@ -172,6 +206,10 @@ def build_language_model(run_dir, progress: bool = True) -> dict:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     kenlm_bin()  # before any other work: say how to build lmplz if it is missing
+    with run_lock(run_dir, "nynorsk-asr lm"):  # not beside a training or evaluation of the same run
+        return _build_language_model(run_dir, cfg, progress)
+
+def _build_language_model(run_dir: Path, cfg: RunConfig, progress: bool) -> dict:
     model, processor = load_run_model(run_dir)
     t0, rows = time.perf_counter(), _split_reader(run_dir, cfg)
     train = split_names(cfg.train_split_name)
@@ -206,7 +244,12 @@ def build_language_model(run_dir, progress: bool = True) -> dict:
 
 def _mark_processor_with_lm(run_dir):
     "Name `Wav2Vec2ProcessorWithLM` in the feature extractor's config, as transformers' ASR pipeline needs to use the LM."
-    path = Path(run_dir)/"preprocessor_config.json"
-    if path.is_file():
-        doc = json.loads(path.read_text()); doc["processor_class"] = "Wav2Vec2ProcessorWithLM"
-        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    # transformers 4.x reads preprocessor_config.json; 5.x reads the `feature_extractor` nested in processor_config.json
+    for name, nested in (("preprocessor_config.json", None), ("processor_config.json", "feature_extractor")):
+        path = Path(run_dir)/name
+        if not path.is_file(): continue
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        target = doc.get(nested) if nested else doc
+        if not isinstance(target, dict): continue
+        target["processor_class"] = "Wav2Vec2ProcessorWithLM"
+        write_atomic(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")

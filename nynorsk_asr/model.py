@@ -4,16 +4,16 @@
 
 # %% ../nbs/05_model.ipynb #911f4a9f
 from __future__ import annotations
-import hashlib
+import hashlib, json, os
 from pathlib import Path
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
-from .config import RunConfig, ConfigError, NotARunError
+from .config import RunConfig, ConfigError, DamagedRunError, NotARunError
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError', 'trained_weights',
-           'file_hash', 'load_run_model']
+__all__ = ['MODEL_FILES', 'model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError',
+           'check_safetensors', 'trained_weights', 'file_hash', 'check_model_files', 'load_run_model']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -72,12 +72,31 @@ def count_parameters(model, trainable_only: bool = False) -> int:
 class RunNotTrainedError(NotARunError):
     "The run directory holds no trained model."
 
+def check_safetensors(path, mend: str = "") -> dict:
+    "The tensor index of a safetensors file after checking its header and that its size holds every tensor; else `DamagedRunError`."
+    path = Path(path)
+    def damaged(why): return DamagedRunError(f"{path} is damaged ({why})" + (f": {mend}" if mend else ""))
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 2 <= n <= min(size - 8, 100 << 20): raise damaged(f"{size} bytes, no safetensors header")
+        try: index = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError): raise damaged("its header is not JSON") from None
+    if not isinstance(index, dict): raise damaged("its header is not a table of tensors")
+    ends = [t.get("data_offsets", [0, 0])[1] for k, t in index.items() if k != "__metadata__" and isinstance(t, dict)]
+    need = 8 + n + max(ends, default=0)
+    if size < need: raise damaged(f"truncated: {size} bytes of the {need} its header promises")
+    return index
+
 def trained_weights(run_dir) -> Path:
-    "The run's final weights file; `RunNotTrainedError`, saying how to train, when there is none."
+    "The run's final weights file, checked whole; `RunNotTrainedError`, saying how to train, when there is none."
     weights = Path(run_dir)/"model.safetensors"
     if not weights.is_file():
         raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
                                  f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
+    check_safetensors(weights, f"rerun `nynorsk-asr train --output_dir {run_dir}`, which writes it again from the last "
+                               "complete checkpoint, or restore the file")
     return weights
 
 def file_hash(path) -> str:
@@ -87,10 +106,37 @@ def file_hash(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()[:16]
 
+MODEL_FILES = ("config.json", "vocab.json", "tokenizer_config.json")  # besides the weights: what loading a run's model reads
+
+def _loaded(what: str, path: Path, load, mend: str):
+    "`load()`, or a `DamagedRunError` naming `path` and the way out when the run's files cannot be read."
+    try: return load()
+    except (OSError, ValueError, KeyError, TypeError, EnvironmentError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DamagedRunError(f"cannot load the {what} of {path} ({first}): {mend}") from None
+
+def check_model_files(run_dir) -> Path:
+    "The run's weights, once they are whole and its config and vocabulary are there and agree on the output size (no model is loaded)."
+    run = Path(run_dir)
+    weights = trained_weights(run)
+    mend = f"restore it, or retrain with `nynorsk-asr train --output_dir {run}`"
+    docs = {}
+    for name in MODEL_FILES:
+        if not (run/name).is_file(): raise DamagedRunError(f"{run/name} is missing: {mend}")
+        try: docs[name] = json.loads((run/name).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError): raise DamagedRunError(f"{run/name} is not JSON: {mend}") from None
+    outputs, symbols = docs["config.json"].get("vocab_size"), len(docs["vocab.json"])
+    if outputs != symbols:  # a changed vocab.json would decode every id as another character
+        raise DamagedRunError(f"{run/'vocab.json'} has {symbols} symbols but the model's output layer {outputs}: the vocabulary "
+                              f"no longer belongs to this model; {mend}")
+    return weights
+
 def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
-    "The run's final model (in eval mode, on `device`) and processor; `RunNotTrainedError` when there is none."
-    trained_weights(run_dir)
+    "The run's final model (in eval mode, on `device`) and processor, checked against each other; `DamagedRunError` naming a bad file."
+    run = Path(run_dir)
+    check_model_files(run)
+    mend = f"restore it, or retrain with `nynorsk-asr train --output_dir {run}`"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    processor = Wav2Vec2Processor.from_pretrained(str(run_dir))
-    model = Wav2Vec2ForCTC.from_pretrained(str(run_dir), use_safetensors=True).to(device).eval()
-    return model, processor
+    processor = _loaded("processor", run, lambda: Wav2Vec2Processor.from_pretrained(str(run)), mend)
+    model = _loaded("model", run, lambda: Wav2Vec2ForCTC.from_pretrained(str(run), use_safetensors=True), mend)
+    return model.to(device).eval(), processor

@@ -11,7 +11,7 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
-from .config import RunConfig, ConfigError, config_hash, save_config
+from .config import RunConfig, ConfigError, NotARunError, config_hash, load_run_config, save_config
 from .rundir import check_rerun, is_trained, public_dataset_name, run_lock, write_json
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
@@ -20,13 +20,15 @@ from .data import load_corpus_split
 from .vocab import make_processor, build_processor
 
 # %% auto #0
-__all__ = ['SILENCE_PEAK', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'declared_wav_frames', 'decode_audio', 'normalize',
-           'summarize', 'unique_ids', 'corpus_fingerprint', 'remove_orphans', 'prepare_rows', 'prepare_split',
-           'prepare_splits', 'prepare', 'source_record', 'save_report', 'format_report', 'plot_report',
-           'DataUnavailableError', 'recorded_source', 'load_eval_split', 'trained_processor', 'prepare_run']
+__all__ = ['SILENCE_PEAK', 'RATE_RANGE', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'WRITTEN_BY_PREPARE',
+           'declared_wav_frames', 'decode_audio', 'normalize', 'summarize', 'unique_ids', 'corpus_fingerprint',
+           'remove_orphans', 'prepare_rows', 'prepare_split', 'prepare_splits', 'prepare', 'source_record',
+           'save_report', 'format_report', 'plot_report', 'DataUnavailableError', 'recorded_source', 'load_eval_split',
+           'trained_processor', 'check_run_folder', 'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
+RATE_RANGE = (1000, 768000)  # sample rates a header may claim; outside it (a header saying 2 Hz) resampling would explode
 
 def declared_wav_frames(f) -> int | None:
     "Frames a RIFF/WAVE header says its data chunk holds (None: not a WAV, or a streamed length of 0 / 0xFFFFFFFF)."
@@ -51,21 +53,26 @@ def _truncated(source, decoded_frames: int) -> bool:
 
 def decode_audio(audio: dict,               # {"path": str | None, "bytes": bytes | None}
                  sampling_rate: int = 16000,  # target rate
+                 max_seconds: float | None = None,  # longer clips (by their header) are dropped before any decoding
                 ) -> tuple[np.ndarray | None, list[str], str | None]:  # (mono float32 samples, fixes, drop reason)
     "Decode, down-mix and resample one clip; never raises on bad audio, returns a drop reason instead."
     data, path = (audio or {}).get("bytes"), (audio or {}).get("path")
     if data is None and not path: return None, [], "missing_audio"
     if data is None:
-        if not os.path.isfile(path): return None, [], "missing_file"
+        if not os.path.isfile(path): return None, [], "missing_file"  # a FIFO or device is no file either: never opened
         if os.path.getsize(path) == 0: return None, [], "empty_file"
         source = path
     else:
         if len(data) == 0: return None, [], "empty_file"
         source = io.BytesIO(data)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), (open(source, "rb") if isinstance(source, str) else contextlib.nullcontext(source)) as raw:
             warnings.simplefilter("ignore")
-            x, sr = sf.read(source, dtype="float32", always_2d=True)
+            with sf.SoundFile(raw) as f:  # the header first: its rate and length decide before the samples are read
+                if not RATE_RANGE[0] <= f.samplerate <= RATE_RANGE[1]: return None, [], "bad_sample_rate"
+                if max_seconds is not None and f.frames > 0 and f.frames / f.samplerate > 1.05 * max_seconds + 1:
+                    return None, [], "too_long"
+                x, sr = f.read(dtype="float32", always_2d=True), f.samplerate
     except Exception:  # libsndfile raises LibsndfileError, RuntimeError or ValueError on broken files
         return None, [], "corrupt_audio"
     if x.shape[0] == 0: return None, [], "empty_audio"
@@ -102,7 +109,7 @@ def _prepare_row(raw, audio, rules: CleaningRules, sampling_rate: int, min_durat
     text, reason = clean_with_reason(raw, rules)
     x, fixes = None, []
     if reason is None and len(text) < min_text_length: reason = "text_too_short"
-    if reason is None: x, fixes, reason = decode_audio(audio, sampling_rate)
+    if reason is None: x, fixes, reason = decode_audio(audio, sampling_rate, max_duration)
     if reason is None:
         seconds = len(x) / sampling_rate
         if seconds < min_duration: reason = "too_short"
@@ -329,12 +336,29 @@ def trained_processor(cfg: RunConfig, texts):
                               f"{''.join(new)!r}; its vocabulary is fixed by its output layer: start a new run")
     return processor
 
+WRITTEN_BY_PREPARE = ("config.yaml", "prep_report.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json",
+                      "preprocessor_config.json", "processor_config.json")
+
+def check_run_folder(output_dir) -> None:
+    "Refuse, naming them, to write over files of a folder that is not a nynorsk-asr run (a foreign config.yaml or vocab.json)."
+    out = Path(output_dir)
+    if (out/"config.yaml").is_file():
+        try: load_run_config(out); return
+        except ConfigError as e:
+            raise NotARunError(f"{out} holds a config.yaml that is not a nynorsk-asr run's ({str(e)[:200]}): choose a new "
+                               "--output_dir, or move that file away") from None
+    foreign = [n for n in WRITTEN_BY_PREPARE if (out/n).exists()]
+    if foreign:
+        raise NotARunError(f"{out} is not a nynorsk-asr run (no config.yaml) but holds {', '.join(foreign)}, which preparing "
+                           "would replace: choose a new or empty --output_dir")
+
 def prepare_run(cfg: RunConfig, write: bool = True, allow_changes=()):
     """Check, prepare, then write config.yaml, prep_report.json, vocab.json and the processor.
     Returns (data, processor). With `write=False` (ranks other than 0) nothing is written to the run directory."""
     if not write:
         return prepare_splits(cfg)[0], build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
     with run_lock(cfg.output_dir, "nynorsk-asr prepare"):
+        check_run_folder(cfg.output_dir)
         check_rerun(cfg, allow_changes)
         data, reports = prepare_splits(cfg)
         texts = list(data["train"]["text"]) + list(data["eval"]["text"])

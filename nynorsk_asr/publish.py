@@ -4,21 +4,23 @@
 
 # %% ../nbs/12_publish.ipynb #27d32840
 from __future__ import annotations
-import fnmatch, json, os, re, shutil, tempfile
+import fnmatch, json, os, re, shutil, stat, tempfile
 from pathlib import Path
 import yaml
 from huggingface_hub import HfApi, ModelCard, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
-from .card import render_card, write_card
-from .config import ConfigError, config_dict, load_run_config, project_root
+from .card import CARD_RECORD, card_state, write_card
+from .config import ConfigError, DamagedRunError, config_dict, load_run_config, project_root
 from .corpus import default_cache_dir
-from .model import trained_weights
-from .rundir import PrivacyScanError, PushFailedError, public_dataset_name
+from .lm import KENLM_MAGIC, LM_DIR, check_lm_files
+from .model import check_model_files, check_safetensors
+from .rundir import PrivacyScanError, PushFailedError, public_dataset_name, run_lock
 
 # %% auto #0
-__all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL', 'TEXT_SUFFIXES',
-           'is_pickle', 'select_files', 'private_values', 'privacy_scan', 'format_hit', 'public_config', 'stage',
-           'fresh_card', 'check_repo_id', 'push_run', 'glob_escape']
+__all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
+           'TEXT_SUFFIXES', 'HF_TOKEN_BYTES', 'is_pickle', 'content_problem', 'select_files', 'private_values',
+           'privacy_scan', 'format_hit', 'public_config', 'stage', 'CardEditedError', 'fresh_card', 'check_repo_id',
+           'push_run', 'glob_escape']
 
 # %% ../nbs/12_publish.ipynb #c798ba12
 PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "config.json",
@@ -30,7 +32,8 @@ PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.i
 
 KEPT_BACK = [("checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
              ("incomplete-checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
-             (".lock*", "lock"), ("*.lock", "lock"), ("*.tmp*", "temporary"), (".*", "temporary"), ("*/.*", "temporary"),
+             (".lock*", "lock"), ("*.lock", "lock"), (CARD_RECORD, "record of the generated card"),
+             ("*.tmp*", "temporary"), (".*", "temporary"), ("*/.*", "temporary"),
              ("*.ipynb", "executed notebook (may hold local paths)")]
 PICKLE_NAMES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]  # outside the allow list: kept back as pickles by their name
 
@@ -45,18 +48,57 @@ def is_pickle(path) -> bool:
         except zipfile.BadZipFile: return False
     return False
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+def _is_text(data: bytes, whole: bool = True) -> bool:
+    "UTF-8 without NUL bytes (`whole=False`: the start of a file, which may end inside a character)."
+    import codecs
+    try: codecs.getincrementaldecoder("utf-8")().decode(data, final=whole)
+    except UnicodeDecodeError: return False
+    return b"\x00" not in data
+
+def content_problem(path: Path, rel: str) -> str | None:
+    "Why the file's bytes are not what its name promises (None: they are). An allowed name is never enough."
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        try: check_safetensors(path)
+        except DamagedRunError: return "not whole safetensors weights (truncated or damaged)"
+        return None
+    with open(path, "rb") as f: head = f.read(1 << 16)
+    if suffix == ".png": return None if head.startswith(PNG_MAGIC) else "bytes are not a PNG image"
+    if suffix == ".bin": return None if head.startswith(KENLM_MAGIC) else "bytes are not a KenLM binary"
+    if suffix in (".json", ".yaml", ".md", ".txt", ".arpa", ".svg"):
+        whole = suffix in (".json", ".yaml", ".svg")
+        data = path.read_bytes() if whole else head
+        if not _is_text(data, whole): return "bytes are not UTF-8 text"
+        if suffix == ".json":
+            try: json.loads(data)
+            except json.JSONDecodeError: return "bytes are not JSON"
+        if suffix == ".svg" and b"<svg" not in data: return "bytes are not an SVG image"
+        return None
+    return "no check of its bytes is known"
+
 def select_files(run_dir) -> tuple[list[str], dict[str, str]]:
     "The run's files to publish (relative paths, sorted) and every other file with the reason it stays."
     run = Path(run_dir)
     send, keep = [], {}
-    for p in sorted(q for q in run.rglob("*") if q.is_file()):
+    entries = []
+    for folder, dirs, names in os.walk(run, followlinks=False):  # a link to a folder is listed, never entered
+        for name in sorted(dirs + names):
+            p = Path(folder)/name
+            if p.is_symlink() or not p.is_dir(): entries.append(p)
+    for p in sorted(entries):
         rel = p.relative_to(run).as_posix()
+        mode = os.lstat(p).st_mode
+        if stat.S_ISLNK(mode): keep[rel] = "symbolic link (its target may lie outside the run)"; continue
+        if not stat.S_ISREG(mode): keep[rel] = "not a regular file"; continue
         if any(part.startswith(".") for part in Path(rel).parts[:-1]):  # inside a hidden folder: staging, LM builds
             keep[rel] = "temporary"; continue
         reason = next((why for pat, why in KEPT_BACK if fnmatch.fnmatch(rel, pat)), None)
         if reason: keep[rel] = reason
         elif any(fnmatch.fnmatch(rel, pat) for pat in PUBLISH):  # allowed by name: its bytes decide
             if is_pickle(p): keep[rel] = "pickle"
+            elif problem := content_problem(p, rel): keep[rel] = problem
             else: send.append(rel)
         elif any(fnmatch.fnmatch(rel, pat) for pat in PICKLE_NAMES): keep[rel] = "pickle"
         else: keep[rel] = "not part of a model repository"
@@ -102,9 +144,12 @@ def _scan_text(path: Path, rel: str, values: dict) -> list[dict]:
                         spans.append(m.span()); hits.append({"file": rel, "line": n, "what": what, "found": _mask(m[0], what)})
     return hits
 
+HF_TOKEN_BYTES = re.compile(rb"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])")
+
 def _scan_binary(path: Path, rel: str, values: dict, block: int = 1 << 24) -> list[dict]:
+    "Hits of the literal values, and of token-shaped strings, in a file's bytes (a value across two blocks is found too)."
     needles = {v.encode(): w for v, w in values.items()}
-    width = max((len(n) for n in needles), default=1)
+    width = max([len(n) for n in needles] + [64])
     hits, offset, tail = [], 0, b""
     with open(path, "rb") as f:
         while chunk := f.read(block):
@@ -113,7 +158,11 @@ def _scan_binary(path: Path, rel: str, values: dict, block: int = 1 << 24) -> li
                 i = data.find(needle)
                 if i >= 0 and not any(h["what"] == what for h in hits):
                     hits.append({"file": rel, "byte": offset - len(tail) + i, "what": what, "found": _mask(needle.decode(), what)})
-            tail = data[-(width - 1):] if width > 1 else b""
+            m = HF_TOKEN_BYTES.search(data)
+            if m and not any(h["what"] == "token-shaped string" or h["what"] == "Hugging Face token" for h in hits):
+                hits.append({"file": rel, "byte": offset - len(tail) + m.start(), "what": "token-shaped string",
+                             "found": _mask(m[0].decode(), "token")})
+            tail = data[-(width - 1):]
             offset += len(chunk)
     return hits
 
@@ -149,17 +198,26 @@ def stage(run_dir, files: list[str], into) -> Path:
     for rel in files:
         dest = into/rel; dest.parent.mkdir(parents=True, exist_ok=True)
         if rel == "config.yaml": dest.write_text(public_config(run), encoding="utf-8"); continue
-        try: os.link(run/rel, dest)
-        except OSError: shutil.copy2(run/rel, dest)
+        if not stat.S_ISREG(os.lstat(run/rel).st_mode):  # replaced by a link since it was selected
+            raise PrivacyScanError(f"{run/rel} is no longer a regular file of the run: list the files again")
+        try: os.link(run/rel, dest, follow_symlinks=False)
+        except OSError: shutil.copyfile(run/rel, dest, follow_symlinks=False)
     return into
 
 # %% ../nbs/12_publish.ipynb #c8de6ff8
-def fresh_card(run_dir) -> str | None:
-    "Write `README.md` when missing or when the run changed since it was written (says which, else None); check it loads with a model-index."
+class CardEditedError(ConfigError):
+    "The run's README.md was edited by hand since `nynorsk-asr card` wrote it."
+
+def fresh_card(run_dir, keep_card: bool = False) -> str | None:
+    "Write `README.md` when missing or stale (says which, else None); refuse to replace a hand-edited one; check it loads with a model-index."
     run = Path(run_dir)
     card = run/"README.md"
-    did = ("written" if not card.is_file() else
-           "regenerated: the run changed since it was written" if card.read_text(encoding="utf-8") != render_card(run) else None)
+    state = card_state(run)  # reads the run: refuses scores of another model
+    if state == "edited" and not keep_card:
+        raise CardEditedError(f"{card} was edited by hand since `nynorsk-asr card` wrote it, and pushing would replace it: "
+                              f"pass --keep_card to publish it as it is, or run `nynorsk-asr card {run}` to regenerate it "
+                              "(your edits are lost)")
+    did = {"missing": "written", "stale": "regenerated: the run changed since it was written"}.get(state)
     if did: write_card(run)
     data = ModelCard.load(card).data.to_dict()
     if not data.get("model-index"):
@@ -182,13 +240,19 @@ def _size(n: float) -> str:
         n /= 1000
 
 def push_run(run_dir, repo_id: str, private: bool = True, revision: str | None = None, commit_message: str | None = None,
-             dry_run: bool = False, override_privacy_scan: bool = False, api=None, env=None, log=print) -> dict:
+             dry_run: bool = False, override_privacy_scan: bool = False, api=None, env=None, log=print,
+             keep_card: bool = False) -> dict:
     "Publish the run to `repo_id` (or, with `dry_run`, only select, scan and list). Returns what was (or would be) sent."
     check_repo_id(repo_id)
     run = Path(run_dir)
     load_run_config(run)                                  # a run directory at all
-    trained_weights(run)                                  # with a trained model: the message `evaluate` gives
-    if did := fresh_card(run): log(f"model card {run/'README.md'} {did}")
+    with run_lock(run, "nynorsk-asr push"):               # not while a training or evaluation changes what is sent
+        return _push(run, repo_id, private, revision, commit_message, dry_run, override_privacy_scan, api, env, log, keep_card)
+
+def _push(run: Path, repo_id, private, revision, commit_message, dry_run, override_privacy_scan, api, env, log, keep_card) -> dict:
+    check_model_files(run)                                # a trained model, whole: the message `evaluate` gives
+    if (run/LM_DIR).is_dir(): check_lm_files(run)         # an LM that loads, or none
+    if did := fresh_card(run, keep_card): log(f"model card {run/'README.md'} {did}")
     send, keep = select_files(run)
     staging = Path(tempfile.mkdtemp(prefix=".push-", dir=run))
     try:

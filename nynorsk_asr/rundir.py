@@ -11,17 +11,24 @@ import filelock
 from .config import RunConfig, ConfigError, config_dict, load_run_config
 
 # %% auto #0
-__all__ = ['SAFE_CHANGES', 'RunLockedError', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'write_json',
-           'public_dataset_name', 'relative_to_run', 'PrivacyScanError', 'PushFailedError']
+__all__ = ['SAFE_CHANGES', 'RunLockedError', 'NotWritableError', 'run_lock', 'is_trained', 'config_changes', 'check_rerun',
+           'write_atomic', 'write_json', 'check_writable', 'public_dataset_name', 'relative_to_run', 'PrivacyScanError',
+           'PushFailedError']
 
 # %% ../nbs/00a_rundir.ipynb #6cc120db
 class RunLockedError(RuntimeError):
     "Another process is working in this run directory."
 
-def _not_writable(out: Path, e: OSError) -> OSError:
-    "A `PermissionError` naming the run directory for a folder this process cannot write (no permission, read-only disk)."
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermissionError(f"cannot write to the run directory {out}: {e.strerror}; choose a writable --output_dir")
+class NotWritableError(PermissionError):
+    "A file or folder this process cannot write: no permission, a read-only or full disk, a file where a folder must be."
+
+# the errors that mean "this place cannot be written", whatever the cause
+_WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
+
+def _not_writable(out: Path, e: OSError, what: str = "the run directory", flag: str = "--output_dir") -> OSError:
+    "A `NotWritableError` naming the place for an error that means it cannot be written (others are returned as they are)."
+    if e.errno in _WRITE_ERRNOS:
+        return NotWritableError(f"cannot write to {what} {out}: {e.strerror or e}; free space or choose a writable {flag}")
     return e
 
 _held: dict[str, list] = {}  # lock path -> [FileLock, depth]: a process may nest stages (train prepares first)
@@ -86,13 +93,33 @@ def check_rerun(cfg: RunConfig, allow_changes=()) -> None:
                           f"with the new value, say so: --allow_changes {','.join(unasked)}")
 
 # %% ../nbs/00a_rundir.ipynb #2361f114
-def write_json(path, doc: dict, indent: int = 1) -> Path:
-    "Write `doc` to `path` atomically (a temporary file in the same folder, renamed into place)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic(path, data: str | bytes, what: str = "the run directory", flag: str = "--output_dir") -> Path:
+    "Write `data` (text as UTF-8, or bytes) to `path` atomically: a temporary file beside it, renamed into place, removed on failure."
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=indent, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
+            f.flush(); os.fsync(f.fileno())  # a full disk shows here, not after the rename
+        os.replace(tmp, path)
+    except OSError as e:
+        try: tmp.unlink(missing_ok=True)
+        except OSError: pass  # a read-only disk refuses even the removal of a file it never made
+        raise _not_writable(path.parent, e, what, flag) from None
     return path
+
+def write_json(path, doc: dict, indent: int = 1, what: str = "the run directory", flag: str = "--output_dir") -> Path:
+    "Write `doc` to `path` atomically (see `write_atomic`)."
+    return write_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=False), what, flag)
+
+def check_writable(folder, what: str = "the output folder", flag: str = "--output_dir") -> Path:
+    "`folder` (created if missing) when a file can be written in it; else `NotWritableError` naming it. Checked before long work."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotWritableError(f"cannot write to {what} {folder}: it is a file, not a folder; choose a folder for {flag}")
+    write_atomic(folder/f".write-probe{os.getpid()}", b"", what, flag).unlink()  # empty: a full disk is found at write time
+    return folder
 
 # %% ../nbs/00a_rundir.ipynb #dc005c19
 def public_dataset_name(cfg: RunConfig) -> str:

@@ -4,39 +4,46 @@
 
 # %% ../nbs/11_transcribe.ipynb #db4eb8d8
 from __future__ import annotations
-import glob, hashlib, json, math, os, time
+import glob, hashlib, json, math, os, stat, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Iterator
 import jiwer, numpy as np, soundfile as sf, soxr, torch
 from tqdm.auto import tqdm
-from .config import load_run_config
+from .config import ConfigError, load_run_config
 from .ctc import ctc_frames
 from .lm import LM_DIR, load_decoder
 from .model import file_hash, load_run_model
 from .prep import load_eval_split, normalize
 from .scoring import error_counts
-from .rundir import write_json
+from .rundir import check_writable, write_atomic, write_json
 
 # %% auto #0
-__all__ = ['RATE', 'AUDIO_EXTENSIONS', 'REGION_PADS', 'FORMATS', 'audio_blocks', 'audio_seconds', 'frame_energy_db', 'Region',
-           'speech_regions', 'chunk_geometry', 'Chunk', 'chunks', 'kept_frames', 'window_log_probs', 'stitched_frames',
-           'silent_runs', 'PauseSegmenter', 'Word', 'greedy_words', 'lm_words', 'Transcriber', 'wrap_lines', 'cues',
-           'subtitles', 'audio_inputs', 'output_names', 'write_outputs', 'plot_words', 'synthetic_recording',
+__all__ = ['RATE', 'AUDIO_EXTENSIONS', 'REGION_PADS', 'RUN_FOLDERS', 'FORMATS', 'audio_blocks', 'audio_seconds',
+           'frame_energy_db', 'Region', 'speech_regions', 'chunk_geometry', 'transcribe_settings', 'Chunk', 'chunks',
+           'kept_frames', 'window_log_probs', 'stitched_frames', 'silent_runs', 'PauseSegmenter', 'Word',
+           'greedy_words', 'lm_words', 'Transcriber', 'wrap_lines', 'cues', 'subtitles', 'printable', 'is_regular_file',
+           'audio_inputs', 'output_names', 'check_output_dir', 'write_outputs', 'plot_words', 'synthetic_recording',
            'recording_from_split', 'long_form_scores']
 
 # %% ../nbs/11_transcribe.ipynb #72b6eea5
 RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
-def audio_blocks(path, block_seconds: float = 30.0, rate: int = RATE) -> Iterator[np.ndarray]:
-    "Mono float32 blocks of the file at `rate`, read `block_seconds` at a time (channels averaged, resampled by soxr)."
-    with sf.SoundFile(str(path)) as f:
+def audio_blocks(path, block_seconds: float = 30.0, rate: int = RATE, fixed: dict | None = None) -> Iterator[np.ndarray]:
+    "Mono float32 blocks of the file at `rate`, read `block_seconds` at a time (channels averaged, resampled by soxr); NaN/inf samples become 0, counted in `fixed`."
+    with open(path, "rb") as raw, sf.SoundFile(raw) as f:  # Python opens the file: any file name, whatever its bytes
         step = max(1, int(block_seconds * f.samplerate))
         resampler = soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32") if f.samplerate != rate else None
         while True:
             block = f.read(step, dtype="float32", always_2d=True)
             last = len(block) < step
+            bad = ~np.isfinite(block)
+            if bad.any():  # one NaN would spread through the resampler and the normalisation of its whole window
+                block[bad] = 0.0
+                if fixed is not None:
+                    fixed["non_finite_samples"] = fixed.get("non_finite_samples", 0) + int(bad.sum())
+                    fixed["non_finite_seconds"] = fixed.get("non_finite_seconds", 0.0) + int(bad.any(axis=1).sum()) / f.samplerate
             mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
             if resampler is not None: mono = resampler.resample_chunk(mono, last=last)
             if len(mono): yield np.ascontiguousarray(mono, dtype=np.float32)
@@ -44,8 +51,7 @@ def audio_blocks(path, block_seconds: float = 30.0, rate: int = RATE) -> Iterato
 
 def audio_seconds(path) -> float:
     "The file's length in seconds, from its header."
-    info = sf.info(str(path))
-    return info.frames / info.samplerate
+    with open(path, "rb") as raw, sf.SoundFile(raw) as f: return f.frames / f.samplerate
 
 # %% ../nbs/11_transcribe.ipynb #19900088
 def frame_energy_db(x: np.ndarray, hop: int = 320) -> np.ndarray:
@@ -117,12 +123,24 @@ def speech_regions(blocks, hop: int = 320, threshold_db: float = 15.0, min_silen
 # %% ../nbs/11_transcribe.ipynb #4c07f65a
 def chunk_geometry(chunk_length_s: float, stride_length_s: float, hop: int = 320, rate: int = RATE) -> tuple[int, int, int]:
     "(window, left stride, right stride) in samples, each a whole number of `hop`s, as the ASR pipeline rounds them."
+    for name, v in (("chunk_length_s", chunk_length_s), ("stride_length_s", stride_length_s)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{name}={v!r}: must be a finite number of seconds >= 0")
     window = int(round(chunk_length_s * rate / hop) * hop)
     stride = int(round(stride_length_s * rate / hop) * hop)
-    if window <= 2 * stride:
-        raise ValueError(f"chunk_length_s={chunk_length_s} must be more than twice stride_length_s={stride_length_s} "
-                         "(each window keeps its middle, between the two strides)")
+    if window <= 2 * stride or window < hop:
+        raise ConfigError(f"chunk_length_s={chunk_length_s} must be more than twice stride_length_s={stride_length_s} "
+                          f"and at least one frame ({hop / rate} s): each window keeps its middle, between the two strides")
     return window, stride, stride
+
+def transcribe_settings(chunk_length_s: float = 20.0, stride_length_s: float = 4.0, batch_size: int = 4,
+                        pad_variants: int = 5, vad: str = "energy", hop: int = 320) -> None:
+    "Check the transcription settings before any work; `ConfigError` naming the bad one and what is valid."
+    chunk_geometry(chunk_length_s, stride_length_s, hop)
+    for name, v, top in (("batch_size", batch_size, None), ("pad_variants", pad_variants, len(REGION_PADS))):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (top and v > top):
+            raise ConfigError(f"{name}={v!r}: must be a whole number from 1" + (f" to {top}" if top else " up"))
+    if vad not in ("energy", "none"): raise ConfigError(f"vad={vad!r}: use 'energy' (speech regions first) or 'none'")
 
 @dataclass
 class Chunk:
@@ -309,10 +327,10 @@ class Transcriber:
                         progress: bool = True, vad: str = "energy", pad_variants: int = len(REGION_PADS),
                         min_pause_s: float = 0.3, max_segment_s: float = 30.0) -> dict:
         "Words, pause-separated segments and text of one audio file, with its length, wall time and real-time factor."
-        if vad not in ("energy", "none"): raise ValueError(f"vad={vad!r}: use 'energy' (speech regions first) or 'none'")
+        transcribe_settings(chunk_length_s, stride_length_s, batch_size, pad_variants, vad, self.hop)
         t0 = time.perf_counter()
         window, left, right = chunk_geometry(chunk_length_s, stride_length_s, self.hop)
-        total = audio_seconds(path)
+        total, fixed = audio_seconds(path), {}
         bar = tqdm(total=round(total, 1), unit="audio-s", desc=Path(path).name, disable=not progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
         words, segments, seen = [], [], [0]
@@ -329,20 +347,22 @@ class Transcriber:
         with bar:
             if vad == "none":  # one stream, windows straight from the blocks: the pipeline's way
                 seg = segmenter()
-                for lp in stitched_frames(self.model, chunks(audio_blocks(path), window, left, right), batch_size,
+                for lp in stitched_frames(self.model, chunks(audio_blocks(path, fixed=fixed), window, left, right), batch_size,
                                           on_window=lambda c: advanced(0, c)):
                     take(seg.feed(lp), 0.0)
                 take(seg.flush(), 0.0)
             else:
                 most_before, most_after = (max(p[i] for p in REGION_PADS) for i in (0, 1))
-                for r in speech_regions(audio_blocks(path), self.hop, lead_s=most_before, trail_s=most_after):
+                for r in speech_regions(audio_blocks(path, fixed=fixed), self.hop, lead_s=most_before, trail_s=most_after):
                     first, frames = self.region_frames(r, window, left, right, batch_size, pad_variants, advanced)
                     seg = segmenter(10 ** 9)  # a region is one stretch of speech: cut only when it is too long for one decode
                     for lp in frames: take(seg.feed(lp), first / RATE)
                     take(seg.flush(), first / RATE)
             bar.update(total - bar.n)
         wall = time.perf_counter() - t0
-        return {"audio": Path(path).name, "audio_seconds": round(total, 3), "decoder": self.decoder_name,
+        return {"audio": printable(Path(path).name), "audio_seconds": round(total, 3), "decoder": self.decoder_name,
+                "non_finite_samples_zeroed": fixed.get("non_finite_samples", 0),
+                "non_finite_seconds": round(fixed.get("non_finite_seconds", 0.0), 3),
                 "decoder_params": self._decoder_params(), "vad": vad, "pad_variants": pad_variants if vad != "none" else None,
                 "chunk_length_s": chunk_length_s, "stride_length_s": stride_length_s,
                 "model_fingerprint": self.fingerprint, "text": " ".join(s["text"] for s in segments),
@@ -392,18 +412,28 @@ def subtitles(result: dict, fmt: str) -> str:
     return subs.to_string(fmt)
 
 # %% ../nbs/11_transcribe.ipynb #076b74c5
+def printable(name: str) -> str:
+    "A file name as text that can be written anywhere (bytes that are not UTF-8 shown as U+FFFD)."
+    return os.fsencode(name).decode("utf-8", "replace")
+
+def is_regular_file(p) -> bool:
+    "A regular file (a link to one counts): never a FIFO, socket or device, whose reads may block for ever."
+    try: return stat.S_ISREG(os.stat(p).st_mode)
+    except OSError: return False
+
 def audio_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    "(audio files, problems) from files, folders (searched recursively) and glob patterns."
+    "(audio files, problems) from files, folders (searched recursively) and glob patterns; only regular files are taken."
     files, problems = [], []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(q for q in p.rglob("*") if is_regular_file(q) and q.suffix.lower() in AUDIO_EXTENSIONS)
             if not found: problems.append(f"{item}: folder holds no audio file (looked for {', '.join(AUDIO_EXTENSIONS)})")
             files += found
+        elif p.exists() and not is_regular_file(p): problems.append(f"{printable(item)}: not a regular file (a FIFO, socket or device): skipped")
         elif p.exists(): files.append(p)
         elif any(ch in item for ch in "*?["):
-            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if is_regular_file(q))
             if not found: problems.append(f"{item}: no file matches this pattern")
             files += found
         else: problems.append(f"{item}: no such file or folder")
@@ -413,26 +443,37 @@ def audio_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
     return unique, problems
 
 def output_names(files: list[Path]) -> list[str]:
-    "Each file's output name: its stem, with `-2`, `-3`, ... for repeats."
-    count, out = {}, []
+    "Each file's output name, unique among them: its stem, with `-2`, `-3`, ... where the stem (or a name made so) is taken."
+    taken, out = {f.stem for f in files}, []  # a repeat never takes the name another input has as its own
+    used = set()
     for f in files:
-        count[f.stem] = count.get(f.stem, 0) + 1
-        out.append(f.stem if count[f.stem] == 1 else f"{f.stem}-{count[f.stem]}")
+        name, k = f.stem, 1
+        while name in used or (k > 1 and name in taken): k += 1; name = f"{f.stem}-{k}"
+        used.add(name); out.append(name)
     return out
+
+RUN_FOLDERS = ("eval", "plots", LM_DIR)  # a run's own folders (with the run directory itself and its checkpoints)
+
+def check_output_dir(out_dir, run_dir) -> Path:
+    "The output folder, once sure it is writable and never the run directory or a folder of the run's own."
+    out, run = Path(out_dir).resolve(), Path(run_dir).resolve()
+    inside = out.relative_to(run).parts if out.is_relative_to(run) else None
+    if inside is not None and (not inside or inside[0] in RUN_FOLDERS or inside[0].startswith(("checkpoint-", "."))):
+        raise ConfigError(f"--output_dir {out_dir}: that is {'the run directory' if not inside else 'a folder of the run'} "
+                          f"{run}, whose files a transcript must never replace; choose another folder (e.g. transcripts/)")
+    return check_writable(out_dir, "the output folder", "--output_dir")
 
 FORMATS = ("txt", "json", "srt", "vtt")
 
 def write_outputs(result: dict, out_dir, name: str, formats=FORMATS) -> list[Path]:
-    "Write the transcript in each format as `<out_dir>/<name>.<fmt>`, each file atomically."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    "Write the transcript in each format as `<out_dir>/<name>.<fmt>`, each file atomically (`NotWritableError` when it cannot be)."
+    out_dir, written = Path(out_dir), []
     for fmt in formats:
         path = out_dir/f"{name}.{fmt}"
-        if fmt == "json": write_json(path, result)
+        if fmt == "json": write_json(path, result, what="the output folder")
         else:
             text = "\n".join(s["text"] for s in result["segments"]) + "\n" if fmt == "txt" else subtitles(result, fmt)
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
+            write_atomic(path, text, "the output folder")
         written.append(path)
     return written
 

@@ -91,3 +91,24 @@ def test_push_dry_run_sends_the_lm_layout(run):
     lm_files = {p.relative_to(run).as_posix() for p in (run / "language_model").iterdir()}
     assert lm_files <= sent and {"alphabet.json", "lm_report.json", "eval/test_lm.json", "eval/validation_lm_search.json"} <= sent
     assert not any(f.startswith("checkpoint-") or f.endswith(".ipynb") or f == "training_args.bin" for f in sent)
+
+
+def test_transformers_pipeline_decodes_the_run_with_its_lm(run):
+    "What a user of the pushed model runs: `pipeline(...)` on the run directory uses its LM and writes our beam search's text."
+    from transformers import pipeline
+    from nynorsk_asr.config import load_run_config
+    from nynorsk_asr.ctc import utterance_log_probs
+    from nynorsk_asr.lm import load_decoder, lm_texts
+    from nynorsk_asr.model import load_run_model
+    from nynorsk_asr.prep import load_eval_split
+    pipe = pipeline("automatic-speech-recognition", model=str(run), device="cpu")
+    assert pipe.type == "ctc_with_lm"
+    cfg = load_run_config(run)
+    model, processor = load_run_model(run, "cpu")
+    rows, _ = load_eval_split(run, cfg, "test")
+    clips = [np.asarray(x, np.float32) for x in rows["input_values"][:12]]
+    lps = utterance_log_probs(model, clips, batch_size=1, progress=False)  # one clip at a time, as the pipeline sees them
+    from pyctcdecode.constants import DEFAULT_BEAM_WIDTH  # the width the pipeline's decoder uses
+    ours = lm_texts(load_decoder(run, processor), lps, DEFAULT_BEAM_WIDTH)
+    theirs = [pipe({"raw": x, "sampling_rate": 16000})["text"] for x in clips]
+    assert theirs == ours and all(ours)

@@ -168,3 +168,21 @@ def test_folder_without_audio_and_run_without_model(lm_run, tmp_path):
     evaluate = subprocess.run(cli("evaluate", str(bare)), capture_output=True, text=True)
     assert transcribe.returncode == evaluate.returncode == 4
     assert transcribe.stderr.split("error: ", 1)[1] == evaluate.stderr.split("error: ", 1)[1]
+
+
+def test_non_finite_samples_are_zeroed_counted_and_lose_no_speech(lm_run, recording, transcribed, tmp_path):
+    "A float WAV with a NaN or inf every minute gives the words of the clean file, and a warning naming the file and the seconds."
+    wav, _ = recording
+    x, rate = sf.read(wav, dtype="float32")
+    for k, minute in enumerate(range(0, int(len(x) / rate / 60))):
+        x[minute * 60 * rate + 12345] = np.nan if k % 2 == 0 else np.inf
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, x, rate, subtype="FLOAT")
+    done = subprocess.run(cli("transcribe", str(lm_run), str(bad), "--decoder", "greedy", "--output_dir", str(tmp_path)),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    minutes = int(len(x) / rate / 60)
+    assert f"nan.wav: {minutes} non-finite samples (NaN or infinite) in 0.000 s of audio were set to 0" in done.stdout, done.stdout
+    clean, nan = transcribed["greedy"][0], json.loads((tmp_path / "nan.json").read_text())
+    assert nan["non_finite_samples_zeroed"] == minutes
+    assert abs(len(nan["words"]) - len(clean["words"])) <= 0.02 * len(clean["words"]), (len(nan["words"]), len(clean["words"]))
