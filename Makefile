@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh Debian/Ubuntu machine with Python 3.10+:
 #   make demo   the main job: papermill runs nbs/train.ipynb on the embedded demo preset
-#   make test   the checks CI runs: notebooks clean and in sync, workflows valid, nbdev_test, pytest
+#   make test   the checks CI runs: notebooks clean and in sync, workflows valid, nbdev_test, pytest (fast tier, then slow)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser kenlm demo test lab sync-check lint-workflows readme readme-check clean
+.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,9 +79,14 @@ readme-check:
 lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
+# the tests in two tiers (tests/conftest.py): the fast one first (no training, no browser), then the slow one
 test: install espeak browser kenlm sync-check readme-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m slow tests
+
+test-fast: install espeak sync-check
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # JupyterLab at the repository root (README, runs/ and nbs/ all browsable), opening the index notebook; notebooks
 # are cleaned on save by nbdev's hook, so editing in Lab never breaks `make test`; --allow-root where containers run as root

@@ -21,7 +21,7 @@ from .scoring import error_rates
 from .provenance import hardware_name, git_provenance, library_versions
 from .train import (TRAIN_COLUMNS, TimedTrainer, add_labels, choose_precision, metrics_fn, quiet_progress,
                                training_arguments, training_sets)
-from .transcribe import long_form_scores, recording_from_split
+from .longform import long_form_scores, recording_from_split
 from .vocab import build_processor, build_vocab, make_processor, save_vocab
 
 # %% auto #0

@@ -4,18 +4,18 @@
 
 # %% ../nbs/08_card.ipynb #2410764a
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, json
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import DamagedRunError, NotARunError, load_run_config, config_hash
+from .config import load_run_config, config_hash
+from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
 from .lm import LM_DIR, lm_binary
 from .rundir import public_dataset_name, run_lock, write_atomic
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'CARD_RECORD', 'results_rows', 'markdown_table', 'StaleScoresError', 'check_scores', 'read_run',
-           'plot_training_curves', 'model_name', 'card_data', 'decoding', 'render_card', 'card_sha', 'card_state',
-           'write_card']
+__all__ = ['SPLIT_TITLE', 'CARD_RECORD', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves',
+           'model_name', 'card_data', 'decoding', 'render_card', 'card_sha', 'card_state', 'write_card']
 
 # %% ../nbs/08_card.ipynb #e99ca491
 def results_rows(log_history: list[dict]) -> list[dict]:
@@ -50,9 +50,6 @@ def _read_json(path) -> dict | None:
                               "rerun the command that writes it (`nynorsk-asr evaluate` for eval/)") from None
     if not isinstance(doc, dict): raise DamagedRunError(f"{p} holds a JSON {type(doc).__name__}, not an object: remove it")
     return doc
-
-class StaleScoresError(NotARunError):
-    "An eval file's scores were computed with other weights or another LM than the run holds now."
 
 def check_scores(run_dir, evals: dict) -> None:
     "Refuse eval results whose model (or LM) fingerprint is not that of the run's current files, naming how to re-evaluate."

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse, json, os, sys, time
 from dataclasses import fields
 from pathlib import Path
-from .config import RunConfig, ConfigError, NotARunError, load_config, parse_value, available_presets, unknown_key_error, field_help
-from .rundir import SAFE_CHANGES, NotWritableError, PrivacyScanError, PushFailedError, RunLockedError
+from .config import RunConfig, load_config, parse_value, available_presets, unknown_key_error, field_help
+from .errors import ConfigError, HubUnreachableError, NotWritableError, TranscriptionIncomplete, exit_status
+from .rundir import SAFE_CHANGES
 
 # %% auto #0
-__all__ = ['COMMANDS', 'RUN_COMMANDS', 'EXIT_CODES', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench',
-           'cmd_card', 'cmd_evaluate', 'cmd_lm', 'TranscriptionIncomplete', 'cmd_transcribe', 'cmd_push',
-           'HubUnreachableError', 'exit_code', 'quiet_bars_in_logs', 'main']
+__all__ = ['COMMANDS', 'RUN_COMMANDS', 'config_from_args', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_bench', 'cmd_card',
+           'cmd_evaluate', 'cmd_lm', 'cmd_transcribe', 'cmd_push', 'quiet_bars_in_logs', 'main']
 
 # %% ../nbs/09_cli.ipynb #36a2ea86
 def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
@@ -147,15 +147,13 @@ def cmd_lm(args):
           f"{r['removed_by_reason'] or 'nothing'}), tuned on {r['tuned_on']}: alpha {r['alpha']}, beta {r['beta']}; "
           f"{r['seconds']:.1f} s -> {Path(args.run_dir)/'language_model'}")
 
-class TranscriptionIncomplete(FileNotFoundError):
-    "Some inputs could not be transcribed (the others were)."
-
 def cmd_transcribe(args):
     import soundfile as sf
-    from nynorsk_asr.transcribe import (FORMATS, Transcriber, audio_inputs, check_output_dir, output_names, printable,
-                                        transcribe_settings, write_outputs)
+    from nynorsk_asr.stream import transcribe_settings
+    from nynorsk_asr.transcribe import Transcriber
+    from nynorsk_asr.transcripts import FORMATS, audio_inputs, check_output_dir, output_names, printable, write_outputs
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    if not formats or (bad := [f for f in formats if f not in FORMATS]):
+    if not formats or any(f not in FORMATS for f in formats):
         raise ConfigError(f"--format {args.format!r}: use any of {', '.join(FORMATS)}, joined with ','")
     transcribe_settings(args.chunk_length_s, args.stride_length_s, args.batch_size, args.pad_variants, args.vad)
     files, failed = audio_inputs(args.audio)
@@ -194,17 +192,7 @@ def cmd_push(args):
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
 RUN_COMMANDS = {"transcribe": cmd_transcribe, "evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench, "lm": cmd_lm, "push": cmd_push}
 
-class HubUnreachableError(ConnectionError):
-    "Something had to come from the Hugging Face hub, which cannot be reached (offline, or no network)."
-
-# what a user can fix gets one line and an exit status of its own; --debug shows the traceback instead
-EXIT_CODES = [(ConfigError, 2), (NotARunError, 4), (RunLockedError, 6), (PermissionError, 5), (HubUnreachableError, 7),
-              (PushFailedError, 7), (PrivacyScanError, 8), (FileNotFoundError, 3)]
-
-def exit_code(e: BaseException) -> int | None:
-    "The exit status for an expected error (None: unexpected, let it raise)."
-    return next((code for kind, code in EXIT_CODES if isinstance(e, kind)), None)
-
+# what a user can fix gets one line and the exit status of its class (`00_errors`); --debug shows the traceback instead
 def _hub_error(e: BaseException) -> HubUnreachableError | None:
     "Errors that mean 'the hub could not be reached', from huggingface_hub, transformers or datasets."
     text = f"{type(e).__name__}: {e}"
@@ -219,9 +207,9 @@ def _run(parser, args, command, *arg, **kw):
     try: return command(*arg, **kw)
     except Exception as e:
         if args.debug: raise
-        err = e if exit_code(e) else _hub_error(e)
+        err = e if exit_status(e) else _hub_error(e)
         if err is None: raise
-        parser.exit(exit_code(err), f"nynorsk-asr {args.command}: error: {err}\n")
+        parser.exit(exit_status(err), f"nynorsk-asr {args.command}: error: {err}\n")
 
 def quiet_bars_in_logs():
     "Progress bars redraw in place on a terminal; in a log file each redraw is a line. Off when stderr is not a TTY."

@@ -8,12 +8,12 @@ import difflib, hashlib, json, math, os, re, types, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import yaml
+from .errors import ConfigError, NotARunError
 
 # %% auto #0
-__all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'ConfigError', 'unknown_key_error', 'validate',
-           'available_presets', 'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value',
-           'config_dict', 'save_config', 'NotARunError', 'DamagedRunError', 'load_run_config', 'config_hash',
-           'field_help']
+__all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'validate', 'available_presets',
+           'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config',
+           'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/00_config.ipynb #35681b33
 from importlib.resources import files
@@ -116,9 +116,6 @@ class RunConfig:
     lm_beam_width: int = 50  # beam search width
 
 # %% ../nbs/00_config.ipynb #b8c1c40e
-class ConfigError(ValueError):
-    "A bad key or value in a run configuration."
-
 SEED_MAX = 2**32 - 1
 CPU_CONV_BACKENDS = ("native", "onednn")  # how CPU training steps run convolutions (06_train)
 
@@ -302,12 +299,6 @@ def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
     tmp.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-class NotARunError(FileNotFoundError):
-    "A folder that is not (yet) the run directory a command needs."
-
-class DamagedRunError(NotARunError):
-    "A run directory whose file is missing, truncated or unreadable: the message names the file and how to mend it."
 
 def load_run_config(run_dir) -> RunConfig:
     "The config recorded in a run directory."

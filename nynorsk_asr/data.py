@@ -7,7 +7,8 @@ from __future__ import annotations
 import codecs, csv, io, json, os, re, tarfile
 from pathlib import Path
 from datasets import Dataset
-from .config import RunConfig, ConfigError
+from .config import RunConfig
+from .errors import ConfigError
 from .corpus import CORPUS_FEATURES, Problems, canonical_split, corpus_from_rows, corpus_row, default_cache_dir
 from .synth import load_synthetic
 

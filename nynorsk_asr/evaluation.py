@@ -4,12 +4,13 @@
 
 # %% ../nbs/07_evaluate.ipynb #08b686d3
 from __future__ import annotations
-import dataclasses, json, os, time
+import dataclasses, json, time
 from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
 import jiwer
-from .config import RunConfig, ConfigError, load_run_config
+from .config import RunConfig, load_run_config
+from .errors import ConfigError
 from .ctc import greedy_texts, utterance_log_probs
 from .lm import LM_DIR, lm_binary, lm_texts, load_decoder
 from .model import file_hash, load_run_model
@@ -18,8 +19,8 @@ from .rundir import public_dataset_name, run_lock, write_json
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'eval_path', 'evaluate_decoders', 'evaluate_run', 'group_of',
-           'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'eval_path', 'evaluate_decoders', 'group_of', 'rates_by_group',
+           'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
 def transcribe(model, processor, input_values: list, batch_size: int = 16, device=None,
@@ -125,10 +126,6 @@ def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_sa
         write_json(eval_path(run_dir, split, decoder, first), results[decoder])
     return results
 
-def evaluate_run(run_dir, split: str = "test", batch_size: int | None = None, max_samples: int | None = None,
-                 progress: bool = True, dataset_name: str | None = None, decoder: str = "greedy") -> dict:
-    "WER/CER of the run's final model on `split` with one decoder; writes and returns `eval/<split>_<decoder>.json`."
-    return evaluate_decoders(run_dir, split, (decoder,), batch_size, max_samples, progress, dataset_name)[decoder]
 
 # %% ../nbs/07_evaluate.ipynb #c3dae3ec
 def group_of(utterance: dict, by: str = "speaker") -> str:

@@ -9,7 +9,8 @@ from multiprocessing import get_context
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .config import RunConfig, ConfigError, DamagedRunError, load_run_config
+from .config import RunConfig, load_run_config
+from .errors import ConfigError, DamagedRunError
 from .corpus import split_names
 from .ctc import greedy_texts, utterance_log_probs
 from .model import file_hash, load_run_model

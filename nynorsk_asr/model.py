@@ -4,16 +4,17 @@
 
 # %% ../nbs/05_model.ipynb #911f4a9f
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, json
 from pathlib import Path
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
-from .config import RunConfig, ConfigError, DamagedRunError, NotARunError
+from .config import RunConfig
+from .errors import ConfigError, DamagedRunError, RunNotTrainedError
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'model_config', 'build_model', 'load_pretrained', 'count_parameters', 'RunNotTrainedError',
-           'check_safetensors', 'trained_weights', 'file_hash', 'check_model_files', 'load_run_model']
+__all__ = ['MODEL_FILES', 'model_config', 'build_model', 'load_pretrained', 'count_parameters', 'check_safetensors',
+           'trained_weights', 'file_hash', 'check_model_files', 'load_run_model']
 
 # %% ../nbs/05_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -69,9 +70,6 @@ def count_parameters(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 # %% ../nbs/05_model.ipynb #8b31a15d
-class RunNotTrainedError(NotARunError):
-    "The run directory holds no trained model."
-
 def check_safetensors(path, mend: str = "") -> dict:
     "The tensor index of a safetensors file after checking its header and that its size holds every tensor; else `DamagedRunError`."
     path = Path(path)

@@ -11,7 +11,8 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
-from .config import RunConfig, ConfigError, NotARunError, config_hash, load_run_config, save_config
+from .config import RunConfig, config_hash, load_run_config, save_config
+from .errors import ConfigError, DataUnavailableError, NotARunError
 from .rundir import check_rerun, is_trained, public_dataset_name, run_lock, write_json
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
@@ -23,8 +24,8 @@ from .vocab import make_processor, build_processor
 __all__ = ['SILENCE_PEAK', 'RATE_RANGE', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'WRITTEN_BY_PREPARE',
            'declared_wav_frames', 'decode_audio', 'normalize', 'summarize', 'unique_ids', 'corpus_fingerprint',
            'remove_orphans', 'prepare_rows', 'prepare_split', 'prepare_splits', 'prepare', 'source_record',
-           'save_report', 'format_report', 'plot_report', 'DataUnavailableError', 'recorded_source', 'load_eval_split',
-           'trained_processor', 'check_run_folder', 'prepare_run']
+           'save_report', 'format_report', 'plot_report', 'recorded_source', 'load_eval_split', 'trained_processor',
+           'check_run_folder', 'prepare_run']
 
 # %% ../nbs/03a_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
@@ -299,9 +300,6 @@ def plot_report(report: dict, durations: dict | None = None, window: tuple | Non
     return fig
 
 # %% ../nbs/03a_prep.ipynb #2c02de68
-class DataUnavailableError(FileNotFoundError):
-    "The data a run was prepared from cannot be read any more."
-
 def recorded_source(run_dir) -> dict:
     "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
     path = Path(run_dir)/"prep_report.json"

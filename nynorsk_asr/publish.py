@@ -10,17 +10,18 @@ import yaml
 from huggingface_hub import HfApi, ModelCard, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from .card import CARD_RECORD, card_state, write_card
-from .config import ConfigError, DamagedRunError, config_dict, load_run_config, project_root
+from .config import config_dict, load_run_config, project_root
+from .errors import CardEditedError, ConfigError, DamagedRunError, PrivacyScanError, PushFailedError
 from .corpus import default_cache_dir
 from .lm import KENLM_MAGIC, LM_DIR, check_lm_files
 from .model import check_model_files, check_safetensors
-from .rundir import PrivacyScanError, PushFailedError, public_dataset_name, run_lock
+from .rundir import public_dataset_name, run_lock
 
 # %% auto #0
 __all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
            'TEXT_SUFFIXES', 'HF_TOKEN_BYTES', 'is_pickle', 'content_problem', 'select_files', 'private_values',
-           'privacy_scan', 'format_hit', 'public_config', 'stage', 'CardEditedError', 'fresh_card', 'check_repo_id',
-           'push_run', 'glob_escape']
+           'privacy_scan', 'format_hit', 'public_config', 'stage', 'fresh_card', 'check_repo_id', 'push_run',
+           'glob_escape']
 
 # %% ../nbs/12_publish.ipynb #c798ba12
 PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "config.json",
@@ -205,9 +206,6 @@ def stage(run_dir, files: list[str], into) -> Path:
     return into
 
 # %% ../nbs/12_publish.ipynb #c8de6ff8
-class CardEditedError(ConfigError):
-    "The run's README.md was edited by hand since `nynorsk-asr card` wrote it."
-
 def fresh_card(run_dir, keep_card: bool = False) -> str | None:
     "Write `README.md` when missing or stale (says which, else None); refuse to replace a hand-edited one; check it loads with a model-index."
     run = Path(run_dir)

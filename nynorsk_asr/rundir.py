@@ -4,24 +4,18 @@
 
 # %% ../nbs/00a_rundir.ipynb #30da1db5
 from __future__ import annotations
-import errno, json, os, re, sys, time
+import errno, json, os, time
 from contextlib import contextmanager
 from pathlib import Path
 import filelock
-from .config import RunConfig, ConfigError, config_dict, load_run_config
+from .config import RunConfig, config_dict, load_run_config
+from .errors import ConfigError, NotWritableError, RunLockedError
 
 # %% auto #0
-__all__ = ['SAFE_CHANGES', 'RunLockedError', 'NotWritableError', 'run_lock', 'is_trained', 'config_changes', 'check_rerun',
-           'write_atomic', 'write_json', 'check_writable', 'public_dataset_name', 'relative_to_run', 'PrivacyScanError',
-           'PushFailedError']
+__all__ = ['SAFE_CHANGES', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'write_atomic', 'write_json',
+           'check_writable', 'public_dataset_name', 'relative_to_run']
 
 # %% ../nbs/00a_rundir.ipynb #6cc120db
-class RunLockedError(RuntimeError):
-    "Another process is working in this run directory."
-
-class NotWritableError(PermissionError):
-    "A file or folder this process cannot write: no permission, a read-only or full disk, a file where a folder must be."
-
 # the errors that mean "this place cannot be written", whatever the cause
 _WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
 
@@ -135,10 +129,3 @@ def relative_to_run(path, run_dir) -> str | None:
     if path is None: return None
     p, run = Path(path).resolve(), Path(run_dir).resolve()
     return str(p.relative_to(run)) if p.is_relative_to(run) else p.name
-
-# %% ../nbs/00a_rundir.ipynb #eade8db2
-class PrivacyScanError(RuntimeError):
-    "A file to be published holds a private value (a local path, a secret, an e-mail address)."
-
-class PushFailedError(ConnectionError):
-    "The Hub refused a push or could not be reached during it."

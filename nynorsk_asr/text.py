@@ -8,8 +8,7 @@ import re, unicodedata
 from dataclasses import dataclass, fields
 
 # %% auto #0
-__all__ = ['HESITATIONS', 'DROP_REASONS', 'CleaningRules', 'clean_with_reason', 'clean_transcript', 'transcript_drop_reason',
-           'unknown_characters']
+__all__ = ['HESITATIONS', 'DROP_REASONS', 'CleaningRules', 'clean_with_reason', 'clean_transcript', 'unknown_characters']
 
 # %% ../nbs/01_text.ipynb #cd9a5a38
 @dataclass(frozen=True)
@@ -72,10 +71,6 @@ def clean_transcript(text: str,                     # raw transcript, e.g. NPSC'
                     ) -> str | None:                # cleaned text, or None if the row must be dropped
     "Clean one NPSC transcript with the seed's rules; None means: drop the row."
     return clean_with_reason(text, rules)[0]
-
-def transcript_drop_reason(text: str, rules: CleaningRules | None = None) -> str | None:
-    "Why `clean_transcript` drops `text` (one of `DROP_REASONS`), or None when it is kept."
-    return clean_with_reason(text, rules)[1]
 
 # %% ../nbs/01_text.ipynb #dcd615d8
 def unknown_characters(text: str, rules: CleaningRules | None = None) -> set[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np, torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
 from transformers.utils.notebook import NotebookProgressCallback
-from .config import CPU_CONV_BACKENDS, RunConfig, ConfigError, config_hash
+from .config import CPU_CONV_BACKENDS, RunConfig, config_hash
+from .errors import ConfigError
 from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run

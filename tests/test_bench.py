@@ -1,5 +1,6 @@
 """`nynorsk-asr bench prep|train|infer` at tiny sizes: both figures reported, and what they compare holds (no timing asserts)."""
 import json, subprocess, sys
+import pytest
 
 
 def run_bench(tmp_path, *args):
@@ -22,6 +23,7 @@ def test_bench_prep(tmp_path):
     assert all(r["raw_decoder_limit"] > 0 and r["baseline_name"].startswith("datasets map") for r in lines)
 
 
+@pytest.mark.slow
 def test_bench_train(tmp_path):
     lines, _ = run_bench(tmp_path, "train", "--steps", "4", "--batch_size", "2")
     assert [(r["bench"], r["unit"]) for r in lines] == [("train-demo", "audio_seconds_per_second"), ("train-demo", "samples_per_second"),

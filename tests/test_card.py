@@ -4,7 +4,7 @@ import json, subprocess, sys
 from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
-from test_train import TINY, cli
+from conftest import TINY, cli
 
 ROOT = Path(__file__).parents[1]
 

@@ -1,11 +1,13 @@
 """bench/gpu_check.sh --dry-run: the GPU check's whole path (NPSC-shaped corpus, papermill end to end, bench
 train and infer) on a CPU with a tiny model, so a lent GPU's minutes are never lost to a typo."""
 import json, os, subprocess, sys
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "PYTHON": sys.executable}
     out = subprocess.run(["bash", "bench/gpu_check.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True,

@@ -4,7 +4,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
-from test_train import cli, flags
+from conftest import cli, flags
 
 @pytest.fixture(scope="module")
 def run(lm_run):

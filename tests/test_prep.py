@@ -180,3 +180,32 @@ def test_changed_audio_file_invalidates_the_prepared_cache(tmp_path, monkeypatch
     new = np.asarray(second[0]["input_values"], np.float32)
     old = np.asarray(first[0]["input_values"], np.float32)
     assert new.shape == old.shape and not np.allclose(new, old)  # the 440 Hz tone, not the cached 220 Hz one
+
+
+def test_download_npsc_raw_asks_for_one_rate_and_its_files_load(npsc_root, tmp_path, monkeypatch):
+    "Against a stand-in for the Hub's snapshot_download that serves the fixture: only one rate's files come, and they load."
+    import fnmatch, shutil
+    import huggingface_hub
+    from nynorsk_asr.data import download_npsc_raw, is_npsc_raw
+    root, expected = npsc_root
+    hub = tmp_path / "hub"
+    shutil.copytree(root, hub)
+    (hub / "data" / "train" / "20170110_48K_mp3.tar.gz").write_bytes(b"the 48 kHz clips: not asked for")
+    (hub / "README.md").write_text("the dataset card")
+    calls = []
+    def snapshot_download(repo_id, repo_type=None, revision=None, local_dir=None, allow_patterns=None):
+        calls.append((repo_id, repo_type, revision))
+        for p in hub.rglob("*"):
+            rel = p.relative_to(hub).as_posix()
+            if p.is_file() and any(fnmatch.fnmatch(rel, pat) for pat in allow_patterns):
+                (Path(local_dir) / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy(p, Path(local_dir) / rel)
+        return str(local_dir)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    got = download_npsc_raw("16K_mp3_nynorsk", str(tmp_path / "NPSC"), revision="abc123")
+    assert calls == [("NbAiLab/NPSC", "dataset", "abc123")] and is_npsc_raw(got)
+    files = {p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()}
+    assert not any("48K" in f for f in files) and "README.md" not in files and any(f.endswith("_16K_mp3.tar.gz") for f in files)
+    ds, _ = load_npsc_raw(got, "16K_mp3_nynorsk", "train", tmp_path / "cache")
+    assert set(ds["utterance_id"]) == {u for u in expected if u.startswith(("20170110", "20170124"))}
+    with pytest.raises(Exception, match="not an NPSC config"):
+        download_npsc_raw("16K_wav", str(tmp_path / "x"))

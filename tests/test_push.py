@@ -4,7 +4,7 @@ import json, os, shutil, subprocess
 from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
-from test_train import TINY, cli, flags
+from conftest import TINY, cli, flags
 
 TINY_PUSH = {**TINY, "max_steps": 6, "eval_steps": 3, "save_steps": 3}
 # every file of a trained, evaluated run that a model repository holds (no LM in this run)
@@ -117,7 +117,7 @@ def test_upload_sends_the_listed_files_and_the_card_loads(trained, tmp_path):
 
 def test_existing_public_repository_is_not_pushed_to_when_private_was_asked(trained):
     from nynorsk_asr.publish import push_run
-    from nynorsk_asr.rundir import PushFailedError
+    from nynorsk_asr.errors import PushFailedError
     api = RecordingApi(exists=True, private=False)
     with pytest.raises(PushFailedError, match="already exists and is public; pass --public"):
         push_run(trained, "kari/tiny-nynorsk", api=api, log=lambda *a: None)

@@ -5,18 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_train import TINY, cli, flags
+from conftest import TINY, cli, flags, one_line_error, run_main, snapshot, tone
 
 SEED = 1234  # the kill points are random, and reproducible
-
-
-def tone(seconds, f=220.0, rate=16000):
-    return (0.3 * np.sin(2 * np.pi * f * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
-
-
-def snapshot(run: Path) -> dict:
-    "Every file of a run directory with its bytes (the lock file aside: taking it creates it)."
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +54,7 @@ def test_manifest_with_every_bad_row_kind(tmp_path):
     assert report["rows"] == 9 and report["kept"] == 2 and report["dropped"] == 7
 
 
+@pytest.mark.slow
 def test_kill_during_prepare_then_rerun(tmp_path):
     "kill -9 at random points of a cold preparation (synthesis, decoding, cache writes): the rerun's data is the unbroken one's."
     rng = random.Random(SEED)
@@ -95,7 +87,7 @@ def test_kill_during_prepare_then_rerun(tmp_path):
 
 
 def test_kill_during_training_then_resume_gives_the_unbroken_result(tmp_path, cache, finished):
-    "kill -9 at a random logged step after a random checkpoint; the resumed run ends where an unbroken run ends."
+    "kill -9 at a random logged step after a random checkpoint (and a half-written later one): the resumed run ends where an unbroken run ends."
     rng = random.Random(SEED + 1)
     run = tmp_path / "run"
     cmd = cli("train", *flags(**TINY, output_dir=run, cache_dir=cache))
@@ -110,9 +102,14 @@ def test_kill_during_training_then_resume_gives_the_unbroken_result(tmp_path, ca
         if line.startswith(f"step {kill_at}/"): break
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     assert seen and seen[-1].startswith(f"step {kill_at}/"), seen[-5:]
-    assert int(last_complete_checkpoint(run).name.split("-")[1]) >= after
+    last = last_complete_checkpoint(run)
+    assert int(last.name.split("-")[1]) >= after
+    # what a kill in the middle of a save leaves: a higher-numbered checkpoint with part of its files
+    broken = run / f"checkpoint-{int(last.name.split('-')[1]) + TINY['save_steps']}"
+    broken.mkdir(exist_ok=True); (broken / "model.safetensors").write_bytes(b"half a file")
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming from {last}" in out.stdout and (run / f"incomplete-{broken.name}").is_dir()
     evals = lambda r: [(h["step"], round(h["eval_wer"], 6), round(h["eval_cer"], 6), round(h["eval_loss"], 4))
                        for h in json.loads((r / "trainer_state.json").read_text())["log_history"] if "eval_wer" in h]
     assert evals(run) == evals(finished)
@@ -165,6 +162,7 @@ def test_errors_are_one_line_with_their_own_exit_status(tmp_path, finished):
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
+@pytest.mark.slow
 def test_second_process_on_a_run_directory_is_told_who_holds_it(tmp_path, cache):
     run = tmp_path / "run"
     first = subprocess.Popen(cli("train", *flags(**{**TINY, "max_steps": 200}, output_dir=run, cache_dir=cache)),
@@ -201,6 +199,7 @@ def test_read_only_run_directory(tmp_path, cache):
         else: ro.chmod(stat.S_IRWXU)
 
 
+@pytest.mark.slow
 def test_published_files_hold_no_private_values(tmp_path, cache, monkeypatch):
     "A run on a dataset under a private folder, with HF_TOKEN set: no published file holds the path or the token."
     private = tmp_path / "home" / "kari" / "private-data"
@@ -228,24 +227,6 @@ def test_published_files_hold_no_private_values(tmp_path, cache, monkeypatch):
 
 
 # --- the second probe: hostile and careless use of a finished run (each case failed before it was mended) ---
-
-def run_main(capsys, *args) -> tuple[int, str, str]:
-    "`nynorsk-asr ARGS` in this process (no interpreter start-up): (exit status, stdout, stderr)."
-    from nynorsk_asr.cli import main
-    try: main([str(a) for a in args]); code = 0
-    except SystemExit as e: code = e.code if isinstance(e.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(err: str, code: int, *says):
-    "The last line of stderr is the error, naming what `says` lists; no traceback."
-    assert "Traceback" not in err, err[-3000:]
-    line = err.strip().splitlines()[-1]
-    assert line.startswith("nynorsk-asr ") and ": error: " in line, err[-2000:]
-    for s in says: assert s in line, (s, line)
-    return line
-
 
 @pytest.fixture(scope="module")
 def with_lm(finished, tmp_path_factory):

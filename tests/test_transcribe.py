@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_train import cli
+from conftest import cli
 
 CLIPS = 110  # about 7 minutes with the pauses
 
 
 @pytest.fixture(scope="module")
 def recording(lm_run, tmp_path_factory):
-    from nynorsk_asr.transcribe import recording_from_split
+    from nynorsk_asr.longform import recording_from_split
     wav = tmp_path_factory.mktemp("long") / "sitting.wav"
     segments = recording_from_split(lm_run, wav, "test", max_clips=CLIPS, seed=3)
     return wav, segments
@@ -51,7 +51,7 @@ def test_recording_is_minutes_long_with_known_segments(recording):
 
 @pytest.mark.parametrize("decoder", ["greedy", "lm"])
 def test_whole_transcript_wer_is_close_to_clip_wer(lm_run, recording, transcribed, decoder):
-    from nynorsk_asr.transcribe import long_form_scores
+    from nynorsk_asr.longform import long_form_scores
     result, _ = transcribed[decoder]
     scores = long_form_scores(result, recording[1])
     clips = clip_wer(lm_run, decoder, recording[1])
@@ -63,7 +63,7 @@ def test_whole_transcript_wer_is_close_to_clip_wer(lm_run, recording, transcribe
 
 @pytest.mark.parametrize("decoder", ["greedy", "lm"])
 def test_words_are_timed_inside_their_segment(recording, transcribed, decoder):
-    from nynorsk_asr.transcribe import long_form_scores
+    from nynorsk_asr.longform import long_form_scores
     result, _ = transcribed[decoder]
     scores = long_form_scores(result, recording[1], tolerance=0.3)
     print(f"{decoder}: {scores['share_timed_in_segment']:.4f} of {scores['reference_words']} reference words timed in segment")
