@@ -114,15 +114,25 @@ def cmd_train(cfg: RunConfig, allow_changes=()):
                                                         "audio_seconds_per_second", "best_metric")}))
 
 def cmd_bench(args):
-    from nynorsk_asr import bench
-    print("machine:", json.dumps(bench.machine_info()), flush=True)
-    if args.kind == "prep": records = bench.bench_prep(args.n_clips or 120, args.workers)
-    elif args.kind == "train": records = bench.bench_train(args.arch, args.steps or 12, args.batch_size or 8)
-    elif args.kind == "accuracy": records = bench.bench_accuracy([int(s) for s in args.seeds.split(",")], args.steps or 2000, args.eval_steps)
-    elif args.kind == "infer": records = bench.bench_infer(args.n_clips or 48, args.batch_size, args.arch)
-    else: records = bench.bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")])
-    for r in records: print(bench.format_record(r))
-    if args.results: bench.save_results(records, args.results); print(f"appended {len(records)} lines to {args.results}")
+    from nynorsk_asr.bench import format_result, machine_info, save_results
+    print("machine:", json.dumps(machine_info()), flush=True)
+    if args.kind == "prep":
+        from nynorsk_asr.bench_prep import bench_prep
+        results = bench_prep(args.n_clips or 120, args.workers)
+    elif args.kind == "train":
+        from nynorsk_asr.bench_train import bench_train
+        results = bench_train(args.arch, args.steps or 12, args.batch_size or 8)
+    elif args.kind == "accuracy":
+        from nynorsk_asr.bench_accuracy import bench_accuracy
+        results = bench_accuracy([int(s) for s in args.seeds.split(",")], args.steps or 2000, args.eval_steps)
+    elif args.kind == "infer":
+        from nynorsk_asr.bench_infer import bench_infer
+        results = bench_infer(args.n_clips or 48, args.batch_size, args.arch)
+    else:
+        from nynorsk_asr.bench_transcribe import bench_transcribe
+        results = bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")])
+    for r in results: print(format_result(r))
+    if args.results: save_results(results, args.results); print(f"appended {len(results)} lines to {args.results}")
 
 def cmd_card(args):
     from nynorsk_asr.card import write_card
