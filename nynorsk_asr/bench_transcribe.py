@@ -8,7 +8,7 @@ import json, sys, tempfile
 from pathlib import Path
 from .bench import bench_result, run_measured
 from .config import resolve_path
-from .lm import LM_DIR
+from .layout import RunDir
 from .longform import long_form_scores, recording_from_split
 from .model import load_run_model
 
@@ -31,7 +31,7 @@ def _pipeline(run, wav, decoder, chunk, stride) -> tuple[dict | None, float]:
 # %% ../nbs/10e_bench_transcribe.ipynb #72b7c3eb
 def _clip_wer(run: Path, decoder: str, segments: list[dict]) -> float | None:
     "Clip-by-clip WER of the recording's clips, from the run's `eval/test_<decoder>.json` (None without it)."
-    path = run/"eval"/f"test_{decoder}.json"
+    path = RunDir(run).eval_file("test", decoder)
     if not path.is_file(): return None
     by_id = {u["utterance_id"]: u for u in json.loads(path.read_text())["utterances"]}
     used = [by_id[s["utterance_id"]] for s in segments if s.get("utterance_id") in by_id]
@@ -43,7 +43,7 @@ def bench_transcribe(run_dir="runs/demo", minutes=(10, 60), chunk_length_s: floa
     "Long-form transcription of the run: speed vs the ASR pipeline, memory of a long vs a short recording, WER and timing."
     run = resolve_path(run_dir)
     load_run_model(run, "cpu")  # the message `evaluate` gives when there is no trained model
-    decoders = ["greedy"] + (["lm"] if (run/LM_DIR/"attrs.json").is_file() else [])
+    decoders = ["greedy"] + (["lm"] if RunDir(run).lm_attrs.is_file() else [])
     short, long = minutes
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,12 +10,13 @@ from huggingface_hub import ModelCardData, EvalResult
 from .config import load_run_config, config_hash
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
-from .lm import LM_DIR, lm_binary
+from .layout import RunDir
+from .lm import lm_binary
 from .rundir import public_dataset_name, run_lock, write_atomic
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'CARD_RECORD', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves',
-           'model_name', 'card_data', 'decoding', 'render_card', 'card_sha', 'card_state', 'write_card']
+__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves', 'model_name',
+           'card_data', 'decoding', 'render_card', 'card_sha', 'card_state', 'write_card']
 
 # %% ../nbs/08_card.ipynb #e99ca491
 def results_rows(log_history: list[dict]) -> list[dict]:
@@ -53,33 +54,33 @@ def _read_json(path) -> dict | None:
 
 def check_scores(run_dir, evals: dict) -> None:
     "Refuse eval results whose model (or LM) fingerprint is not that of the run's current files, naming how to re-evaluate."
-    run = Path(run_dir)
+    run = RunDir(run_dir)
     model_fp = file_hash(trained_weights(run))
-    lm_fp = file_hash(lm_binary(run)) if (run/LM_DIR).is_dir() and any(e["decoder"] == "lm" for e in evals.values()) else None
+    lm_fp = file_hash(lm_binary(run)) if run.lm.is_dir() and any(e["decoder"] == "lm" for e in evals.values()) else None
     for name, e in evals.items():
         again = f"re-evaluate with `nynorsk-asr evaluate {run} --split {e['split']} --decoder {e['decoder']}`, or remove the file"
         if e.get("model_fingerprint") != model_fp:
-            raise StaleScoresError(f"{run/'eval'/name}.json scores another model (fingerprint {e.get('model_fingerprint')}; "
+            raise StaleScoresError(f"{run.eval_dir/name}.json scores another model (fingerprint {e.get('model_fingerprint')}; "
                                    f"model.safetensors is {model_fp} now): {again}")
         if e["decoder"] == "lm" and e.get("lm_fingerprint") != lm_fp:
-            raise StaleScoresError(f"{run/'eval'/name}.json was decoded with another language model (fingerprint "
+            raise StaleScoresError(f"{run.eval_dir/name}.json was decoded with another language model (fingerprint "
                                    f"{e.get('lm_fingerprint')}; the run's is {lm_fp} now): {again}")
 
 def read_run(run_dir) -> dict:
     "Everything the card needs, from the run directory; a clear error when a stage has not run."
-    run = Path(run_dir)
-    needed = {"config.yaml": "nynorsk-asr prepare", "prep_report.json": "nynorsk-asr prepare",
-              "trainer_state.json": "nynorsk-asr train", "train_record.json": "nynorsk-asr train"}
-    for name, cmd in needed.items():
-        if not (run/name).is_file(): raise NotARunError(f"{run/name} is missing: run `{cmd}` for this run first")
-    found = {p.stem: _read_json(p) for p in sorted((run/"eval").glob("*.json"))} if (run/"eval").is_dir() else {}
+    run = RunDir(run_dir)
+    needed = {run.config: "nynorsk-asr prepare", run.prep_report: "nynorsk-asr prepare",
+              run.trainer_state: "nynorsk-asr train", run.train_record: "nynorsk-asr train"}
+    for path, cmd in needed.items():
+        if not path.is_file(): raise NotARunError(f"{path} is missing: run `{cmd}` for this run first")
+    found = {p.stem: _read_json(p) for p in sorted(run.eval_dir.glob("*.json"))} if run.eval_dir.is_dir() else {}
     # whole-split results only: not the LM's alpha/beta search, nor an `--max_samples` look at the first utterances
     evals = {k: v for k, v in found.items() if "decoder" in v and v.get("complete", True)}
     if not evals: raise FileNotFoundError(f"{run}/eval/ holds no results of a whole split: run `nynorsk-asr evaluate {run}` first")
     check_scores(run, evals)
-    return {"cfg": load_run_config(run), "prep": _read_json(run/"prep_report.json"),
-            "state": _read_json(run/"trainer_state.json"), "record": _read_json(run/"train_record.json"),
-            "evals": evals, "vocab": _read_json(run/"vocab.json") or {}, "lm": _read_json(run/"lm_report.json")}
+    return {"cfg": load_run_config(run), "prep": _read_json(run.prep_report), "state": _read_json(run.trainer_state),
+            "record": _read_json(run.train_record), "evals": evals, "vocab": _read_json(run.vocab) or {},
+            "lm": _read_json(run.lm_report)}
 
 # %% ../nbs/08_card.ipynb #9ed0f82c
 def plot_training_curves(log_history: list[dict], path=None):
@@ -285,27 +286,25 @@ The following hyperparameters were used during training:
 {_provenance(run)}"""
     return f"---\n{card_data(run).to_yaml()}\n---\n{body}"
 
-CARD_RECORD = ".card.sha256"  # the sha256 of the README.md `write_card` last wrote: tells a hand edit from a stale card
-
 def card_sha(text: str) -> str: return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 def card_state(run_dir) -> str:
     "`missing`, `current` (what the run renders now), `stale` (written by `write_card`, the run changed since) or `edited` (by hand)."
-    run = Path(run_dir)
-    card = run/"README.md"
+    run = RunDir(run_dir)
+    card = run.card  # beside it, `card_record` holds the sha256 of what `write_card` last wrote: a hand edit matches neither
     if not card.is_file(): return "missing"
     text = card.read_text(encoding="utf-8", errors="replace")
     if text == render_card(run): return "current"
-    recorded = (run/CARD_RECORD).read_text().strip() if (run/CARD_RECORD).is_file() else None
+    recorded = run.card_record.read_text().strip() if run.card_record.is_file() else None
     return "stale" if recorded == card_sha(text) else "edited"
 
 def write_card(run_dir) -> Path:
     "Write `<run_dir>/README.md` (and the learning-curve plot) from the run directory, holding the run's lock."
-    run = Path(run_dir)
+    run = RunDir(run_dir)
     with run_lock(run, "nynorsk-asr card"):
         text = render_card(run)
         import matplotlib.pyplot as plt  # plotting only: pyplot is slow to import and picks a backend
-        plt.close(plot_training_curves(read_run(run)["state"]["log_history"], run/"plots"/"training_curves.png"))
-        out = write_atomic(run/"README.md", text)
-        write_atomic(run/CARD_RECORD, card_sha(text) + "\n")
+        plt.close(plot_training_curves(read_run(run)["state"]["log_history"], run.curves_plot))
+        out = write_atomic(run.card, text)
+        write_atomic(run.card_record, card_sha(text) + "\n")
     return out

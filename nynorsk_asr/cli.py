@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 from .config import RunConfig, load_config, parse_value, available_presets, unknown_key_error, field_help
 from .errors import ConfigError, HubUnreachableError, NotWritableError, TranscriptionIncomplete, exit_status
+from .layout import RunDir
 from .rundir import SAFE_CHANGES
 
 # %% auto #0
@@ -102,7 +103,7 @@ def cmd_prepare(cfg: RunConfig, allow_changes=()):
     print(f"preparing {cfg.dataset_name} ({cfg.dataset_config_name or 'default config'}) into {cfg.output_dir}", flush=True)
     t0 = time.perf_counter()
     data, processor = prepare_run(cfg, allow_changes=allow_changes)
-    report = json.loads((Path(cfg.output_dir)/"prep_report.json").read_text())
+    report = json.loads(RunDir(cfg.output_dir).prep_report.read_text())
     print(format_report(report))
     print(f"train: {len(data['train'])} utterances, eval: {len(data['eval'])} utterances; "
           f"vocabulary of {len(processor.tokenizer)} symbols; {time.perf_counter() - t0:.1f} s")
@@ -143,12 +144,11 @@ def cmd_evaluate(args):
     decoders = ("greedy", "lm") if args.decoder == "both" else (args.decoder,)
     results = evaluate_decoders(args.run_dir, args.split, decoders, args.batch_size, args.max_samples,
                                 progress=sys.stderr.isatty(), dataset_name=args.dataset_name)
-    from nynorsk_asr.evaluation import eval_path
     for name, r in results.items():
         part = "" if r["complete"] else f" of {r['utterances_in_split']}: the first ones only, not the split's result"
         print(f"{args.split}: WER {r['wer']:.4f}  CER {r['cer']:.4f}  ({r['utterances_evaluated']} utterances{part}, {name}, "
               f"real-time factor {r['real_time_factor']}) -> "
-              f"{eval_path(args.run_dir, args.split, name, None if r['complete'] else r['utterances_evaluated'])}")
+              f"{RunDir(args.run_dir).eval_file(args.split, name, None if r['complete'] else r['utterances_evaluated'])}")
 
 def cmd_lm(args):
     from nynorsk_asr.lm import build_language_model

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import yaml
 from .errors import ConfigError, NotARunError
+from .layout import RunDir
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'validate', 'available_presets',
@@ -294,7 +295,7 @@ def config_dict(cfg: RunConfig) -> dict: return asdict(cfg)
 def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
     "Write `cfg` as `<output_dir>/config.yaml` and return the path."
     out = Path(output_dir or cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
-    path = out/"config.yaml"
+    path = RunDir(out).config
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
     os.replace(tmp, path)
@@ -302,7 +303,7 @@ def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
 
 def load_run_config(run_dir) -> RunConfig:
     "The config recorded in a run directory."
-    path = Path(run_dir)/"config.yaml"
+    path = RunDir(run_dir).config
     if not path.is_file(): raise NotARunError(f"{path} not found: is {run_dir} a run directory (made by `nynorsk-asr prepare`)?")
     values = _read_yaml(path); _check_keys(values, str(path))
     return validate(RunConfig(**values))

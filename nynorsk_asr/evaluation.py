@@ -11,15 +11,16 @@ import numpy as np, torch
 import jiwer
 from .config import RunConfig, load_run_config
 from .errors import ConfigError
+from .layout import RunDir
 from .ctc import greedy_texts, utterance_log_probs
-from .lm import LM_DIR, lm_binary, lm_texts, load_decoder
+from .lm import lm_binary, lm_texts, load_decoder
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
 from .rundir import public_dataset_name, run_lock, write_json
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'eval_path', 'evaluate_decoders', 'group_of', 'rates_by_group',
+__all__ = ['FRAME_SECONDS', 'transcribe', 'plot_posteriogram', 'evaluate_decoders', 'group_of', 'rates_by_group',
            'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/07_evaluate.ipynb #8a9cb0b4
@@ -59,17 +60,13 @@ def _decoders(decoders, run_dir, processor, cfg) -> dict:
         if decoder == "greedy": out[decoder] = (None, {}); continue
         if decoder != "lm": raise ConfigError(f"decoder={decoder!r}: use 'greedy' or 'lm'")
         lm, binary = load_decoder(run_dir, processor), lm_binary(run_dir)
-        attrs = json.loads((Path(run_dir)/LM_DIR/"attrs.json").read_text())
+        attrs = json.loads(RunDir(run_dir).lm_attrs.read_text())
         out[decoder] = (lm, {"decoder_params": {**attrs, "beam_width": cfg.lm_beam_width}, "lm_fingerprint": file_hash(binary)})
     return out
 
 def _decode(decoder: str, lm, processor, cfg, log_probs) -> list[str]:
     "Transcripts of one decoder."
     return greedy_texts(processor, log_probs) if decoder == "greedy" else lm_texts(lm, log_probs, cfg.lm_beam_width)
-
-def eval_path(run_dir, split: str, decoder: str, first: int | None = None) -> Path:
-    "`eval/<split>_<decoder>.json`, or `..._first<N>.json` for a result on the first N utterances only (never the split's)."
-    return Path(run_dir)/"eval"/(f"{split}_{decoder}" + (f"_first{first}" if first else "") + ".json")
 
 def _check_counts(batch_size, max_samples):
     for name, v in (("--batch_size", batch_size), ("--max_samples", max_samples)):
@@ -95,7 +92,7 @@ def evaluate_decoders(run_dir,                  # a trained run directory
 def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name) -> dict:
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
     model, processor = load_run_model(run_dir)
-    model_fp = file_hash(run_dir/"model.safetensors")
+    model_fp = file_hash(RunDir(run_dir).weights)
     chosen = _decoders(decoders, run_dir, processor, cfg)
     ds, report = load_eval_split(run_dir, cfg, split)
     in_split = len(ds)
@@ -123,7 +120,7 @@ def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_sa
                             "model_fingerprint": model_fp, "data_fingerprint": report["fingerprint"],
                             "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
                             "device": str(device), "utterances": utterances}
-        write_json(eval_path(run_dir, split, decoder, first), results[decoder])
+        write_json(RunDir(run_dir).eval_file(split, decoder, first), results[decoder])
     return results
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from .config import RunConfig, load_run_config
 from .errors import ConfigError, DamagedRunError
+from .layout import RunDir
 from .corpus import split_names
 from .ctc import greedy_texts, utterance_log_probs
 from .model import file_hash, load_run_model
@@ -20,13 +21,11 @@ from .scoring import error_rates
 from .text import CleaningRules, clean_with_reason
 
 # %% auto #0
-__all__ = ['LM_DIR', 'ALPHABET', 'KENLM_HINT', 'KENLM_MAGIC', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels',
-           'check_alphabet', 'lm_binary', 'check_lm_files', 'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune',
+__all__ = ['KENLM_HINT', 'KENLM_MAGIC', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels', 'check_alphabet',
+           'lm_binary', 'check_lm_files', 'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune',
            'build_language_model']
 
 # %% ../nbs/07a_lm.ipynb #79d82652
-LM_DIR, ALPHABET = "language_model", "alphabet.json"
-
 def lm_sentences(train_texts,                 # the run's cleaned training transcripts
                  held_out_texts,              # cleaned validation and test transcripts: never in the LM
                  text_files=(),               # extra local text files, one sentence a line
@@ -107,7 +106,7 @@ def decoder_labels(processor) -> list[str]:
 
 def check_alphabet(run_dir, processor):
     "An error naming the differing symbols (or their order) when `alphabet.json` does not match the run's tokenizer."
-    path = Path(run_dir)/ALPHABET
+    path = RunDir(run_dir).alphabet
     if not path.is_file(): return
     from pyctcdecode.alphabet import Alphabet
     rebuild = f"rebuild it with `nynorsk-asr lm {run_dir}`"
@@ -125,7 +124,7 @@ KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how every KenLM binary beg
 
 def lm_binary(run_dir) -> Path:
     "The run's KenLM model file (`language_model/<n>gram.bin` or `.arpa`); `DamagedRunError` when there is none."
-    lm_dir = Path(run_dir)/LM_DIR
+    lm_dir = RunDir(run_dir).lm
     found = sorted(p for p in lm_dir.glob("*gram.*") if p.suffix in (".bin", ".arpa")) if lm_dir.is_dir() else []
     if not found:
         raise DamagedRunError(f"{lm_dir} holds no n-gram model (<n>gram.bin or .arpa): rebuild it with `nynorsk-asr lm {run_dir}`")
@@ -135,9 +134,9 @@ def check_lm_files(run_dir) -> Path:
     "The run's KenLM model after checking that `attrs.json` is JSON and the model loads whole; else `DamagedRunError`."
     run_dir = Path(run_dir)
     rebuild = f"rebuild the language model with `nynorsk-asr lm {run_dir}`"
-    try: json.loads((run_dir/LM_DIR/"attrs.json").read_text(encoding="utf-8"))
+    try: json.loads(RunDir(run_dir).lm_attrs.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DamagedRunError(f"{run_dir/LM_DIR/'attrs.json'} cannot be read as JSON ({type(e).__name__}): {rebuild}") from None
+        raise DamagedRunError(f"{RunDir(run_dir).lm_attrs} cannot be read as JSON ({type(e).__name__}): {rebuild}") from None
     binary = lm_binary(run_dir)
     with open(binary, "rb") as f: head = f.read(len(KENLM_MAGIC))
     if binary.suffix == ".bin" and head != KENLM_MAGIC:
@@ -157,8 +156,8 @@ def make_decoder(processor, kenlm_path=None, unigrams=None, alpha: float = 0.5, 
 def load_decoder(run_dir, processor):
     "The run's beam-search decoder from `alphabet.json` and `language_model/` (with the tuned alpha and beta)."
     run_dir = Path(run_dir)
-    if not (run_dir/LM_DIR/"attrs.json").is_file():
-        raise FileNotFoundError(f"{run_dir} has no language model ({LM_DIR}/ is missing): build it with `nynorsk-asr lm {run_dir}`")
+    if not RunDir(run_dir).lm_attrs.is_file():
+        raise FileNotFoundError(f"{run_dir} has no language model ({RunDir.LM}/ is missing): build it with `nynorsk-asr lm {run_dir}`")
     check_alphabet(run_dir, processor)
     check_lm_files(run_dir)
     from pyctcdecode import BeamSearchDecoderCTC
@@ -233,21 +232,21 @@ def _build_language_model(run_dir: Path, cfg: RunConfig, progress: bool) -> dict
         staged = Path(work)/"save"; staged.mkdir()
         decoder.save_to_dir(str(staged))  # alphabet.json + language_model/{attrs.json, unigrams.txt, <n>gram.bin}
         report.update(order=cfg.lm_order, prune=cfg.lm_prune, tuned_on=cfg.eval_split_name, alpha=best["alpha"],
-                      beta=best["beta"], beam_width=cfg.lm_beam_width, fingerprint=file_hash(staged/LM_DIR/binary.name),
+                      beta=best["beta"], beam_width=cfg.lm_beam_width, fingerprint=file_hash(staged/RunDir.LM/binary.name),
                       seconds=round(time.perf_counter() - t0, 2))
-        shutil.rmtree(run_dir/LM_DIR, ignore_errors=True)
-        os.replace(staged/LM_DIR, run_dir/LM_DIR); os.replace(staged/ALPHABET, run_dir/ALPHABET)
+        run = RunDir(run_dir)
+        shutil.rmtree(run.lm, ignore_errors=True)
+        os.replace(staged/RunDir.LM, run.lm); os.replace(staged/RunDir.ALPHABET, run.alphabet)
     _mark_processor_with_lm(run_dir)
-    write_json(run_dir/"lm_report.json", report)
+    write_json(RunDir(run_dir).lm_report, report)
     greedy = error_rates(greedy_texts(processor, log_probs), texts)
-    write_json(run_dir/"eval"/f"{cfg.eval_split_name}_lm_search.json", {"split": cfg.eval_split_name, "greedy": greedy, "grid": results})
+    write_json(RunDir(run_dir).lm_search(cfg.eval_split_name), {"split": cfg.eval_split_name, "greedy": greedy, "grid": results})
     return report
 
 def _mark_processor_with_lm(run_dir):
     "Name `Wav2Vec2ProcessorWithLM` in the feature extractor's config, as transformers' ASR pipeline needs to use the LM."
     # transformers 4.x reads preprocessor_config.json; 5.x reads the `feature_extractor` nested in processor_config.json
-    for name, nested in (("preprocessor_config.json", None), ("processor_config.json", "feature_extractor")):
-        path = Path(run_dir)/name
+    for path, nested in ((RunDir(run_dir).preprocessor_config, None), (RunDir(run_dir).processor_config, "feature_extractor")):
         if not path.is_file(): continue
         doc = json.loads(path.read_text(encoding="utf-8"))
         target = doc.get(nested) if nested else doc

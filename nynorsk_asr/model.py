@@ -10,6 +10,7 @@ import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 from .config import RunConfig
 from .errors import ConfigError, DamagedRunError, RunNotTrainedError
+from .layout import RunDir
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
@@ -89,7 +90,7 @@ def check_safetensors(path, mend: str = "") -> dict:
 
 def trained_weights(run_dir) -> Path:
     "The run's final weights file, checked whole; `RunNotTrainedError`, saying how to train, when there is none."
-    weights = Path(run_dir)/"model.safetensors"
+    weights = RunDir(run_dir).weights
     if not weights.is_file():
         raise RunNotTrainedError(f"{run_dir} holds no trained model ({weights.name} is missing): "
                                  f"train it first with `nynorsk-asr train --output_dir {run_dir}`")
@@ -104,7 +105,7 @@ def file_hash(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()[:16]
 
-MODEL_FILES = ("config.json", "vocab.json", "tokenizer_config.json")  # besides the weights: what loading a run's model reads
+MODEL_FILES = (RunDir.MODEL_CONFIG, RunDir.VOCAB, RunDir.TOKENIZER_CONFIG)  # besides the weights: what loading a run's model reads
 
 def _loaded(what: str, path: Path, load, mend: str):
     "`load()`, or a `DamagedRunError` naming `path` and the way out when the run's files cannot be read."
@@ -123,9 +124,9 @@ def check_model_files(run_dir) -> Path:
         if not (run/name).is_file(): raise DamagedRunError(f"{run/name} is missing: {mend}")
         try: docs[name] = json.loads((run/name).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError): raise DamagedRunError(f"{run/name} is not JSON: {mend}") from None
-    outputs, symbols = docs["config.json"].get("vocab_size"), len(docs["vocab.json"])
+    outputs, symbols = docs[RunDir.MODEL_CONFIG].get("vocab_size"), len(docs[RunDir.VOCAB])
     if outputs != symbols:  # a changed vocab.json would decode every id as another character
-        raise DamagedRunError(f"{run/'vocab.json'} has {symbols} symbols but the model's output layer {outputs}: the vocabulary "
+        raise DamagedRunError(f"{RunDir(run).vocab} has {symbols} symbols but the model's output layer {outputs}: the vocabulary "
                               f"no longer belongs to this model; {mend}")
     return weights
 

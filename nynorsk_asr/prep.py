@@ -13,6 +13,7 @@ import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
 from .config import RunConfig, config_hash, load_run_config, save_config
 from .errors import ConfigError, DataUnavailableError, NotARunError
+from .layout import RunDir
 from .rundir import check_rerun, is_trained, public_dataset_name, run_lock, write_json
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
@@ -272,7 +273,7 @@ def save_report(out: Path, reports: dict, used: dict, source: dict | None = None
         for reason, v in r["dropped_by_reason"].items(): total[reason] += v["count"]
     doc = {"source": source, "splits": reports, "used": used, "dropped_total_by_reason": dict(sorted(total.items())),
            "kept_total": sum(r["kept"] for r in reports.values()), "rows_total": sum(r["rows"] for r in reports.values())}
-    write_json(out/"prep_report.json", doc)
+    write_json(RunDir(out).prep_report, doc)
 
 def format_report(report: dict) -> str:
     "A short human summary of `prep_report.json`."
@@ -302,7 +303,7 @@ def plot_report(report: dict, durations: dict | None = None, window: tuple | Non
 # %% ../nbs/03a_prep.ipynb #2c02de68
 def recorded_source(run_dir) -> dict:
     "What `prep_report.json` says the run was prepared from: the source and each split's corpus fingerprint."
-    path = Path(run_dir)/"prep_report.json"
+    path = RunDir(run_dir).prep_report
     report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return {"source": report.get("source"),
             "corpus_fingerprints": {s: r.get("corpus_fingerprint") for s, r in report.get("splits", {}).items()}}
@@ -327,20 +328,20 @@ def load_eval_split(run_dir, cfg: RunConfig, split: str):
 # %% ../nbs/03a_prep.ipynb #be94efa5
 def trained_processor(cfg: RunConfig, texts):
     "The processor of a trained run, after checking that `texts` use no character outside its vocabulary."
-    processor = build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
+    processor = build_processor(RunDir(cfg.output_dir).vocab, cfg.sampling_rate)
     vocab = set(processor.tokenizer.get_vocab())
     new = sorted({c for t in texts for c in t if c != " "} - vocab)
     if new: raise ConfigError(f"the data holds characters the trained model in {cfg.output_dir} cannot emit: "
                               f"{''.join(new)!r}; its vocabulary is fixed by its output layer: start a new run")
     return processor
 
-WRITTEN_BY_PREPARE = ("config.yaml", "prep_report.json", "vocab.json", "tokenizer_config.json", "special_tokens_map.json",
-                      "preprocessor_config.json", "processor_config.json")
+WRITTEN_BY_PREPARE = (RunDir.CONFIG, RunDir.PREP_REPORT, RunDir.VOCAB, RunDir.TOKENIZER_CONFIG, RunDir.SPECIAL_TOKENS,
+                      RunDir.PREPROCESSOR_CONFIG, RunDir.PROCESSOR_CONFIG)
 
 def check_run_folder(output_dir) -> None:
     "Refuse, naming them, to write over files of a folder that is not a nynorsk-asr run (a foreign config.yaml or vocab.json)."
     out = Path(output_dir)
-    if (out/"config.yaml").is_file():
+    if RunDir(out).config.is_file():
         try: load_run_config(out); return
         except ConfigError as e:
             raise NotARunError(f"{out} holds a config.yaml that is not a nynorsk-asr run's ({str(e)[:200]}): choose a new "
@@ -354,7 +355,7 @@ def prepare_run(cfg: RunConfig, write: bool = True, allow_changes=()):
     """Check, prepare, then write config.yaml, prep_report.json, vocab.json and the processor.
     Returns (data, processor). With `write=False` (ranks other than 0) nothing is written to the run directory."""
     if not write:
-        return prepare_splits(cfg)[0], build_processor(Path(cfg.output_dir)/"vocab.json", cfg.sampling_rate)
+        return prepare_splits(cfg)[0], build_processor(RunDir(cfg.output_dir).vocab, cfg.sampling_rate)
     with run_lock(cfg.output_dir, "nynorsk-asr prepare"):
         check_run_folder(cfg.output_dir)
         check_rerun(cfg, allow_changes)

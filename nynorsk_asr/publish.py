@@ -9,31 +9,31 @@ from pathlib import Path
 import yaml
 from huggingface_hub import HfApi, ModelCard, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
-from .card import CARD_RECORD, card_state, write_card
+from .card import card_state, write_card
 from .config import config_dict, load_run_config, project_root
 from .errors import CardEditedError, ConfigError, DamagedRunError, PrivacyScanError, PushFailedError
 from .corpus import default_cache_dir
-from .lm import KENLM_MAGIC, LM_DIR, check_lm_files
+from .layout import RunDir
+from .lm import KENLM_MAGIC, check_lm_files
 from .model import check_model_files, check_safetensors
 from .rundir import public_dataset_name, run_lock
 
 # %% auto #0
-__all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
+__all__ = ['R', 'PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
            'TEXT_SUFFIXES', 'HF_TOKEN_BYTES', 'is_pickle', 'content_problem', 'select_files', 'private_values',
            'privacy_scan', 'format_hit', 'public_config', 'stage', 'fresh_card', 'check_repo_id', 'push_run',
            'glob_escape']
 
 # %% ../nbs/12_publish.ipynb #c798ba12
-PUBLISH = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "config.json",
-           "preprocessor_config.json", "processor_config.json", "tokenizer_config.json", "vocab.json",
-           "special_tokens_map.json", "added_tokens.json", "README.md", "plots/*.png", "plots/*.svg", "eval/*.json",
-           "config.yaml", "train_record.json", "trainer_state.json", "prep_report.json", "lm_report.json",
-           "alphabet.json", "language_model/attrs.json", "language_model/unigrams.txt", "language_model/*gram.bin",
-           "language_model/*gram.arpa"]
+R = RunDir
+PUBLISH = [R.WEIGHTS, "model-*-of-*.safetensors", "model.safetensors.index.json", R.MODEL_CONFIG, R.PREPROCESSOR_CONFIG,
+           R.PROCESSOR_CONFIG, R.TOKENIZER_CONFIG, R.VOCAB, R.SPECIAL_TOKENS, "added_tokens.json", R.CARD, f"{R.PLOTS}/*.png",
+           f"{R.PLOTS}/*.svg", f"{R.EVAL}/*.json", R.CONFIG, R.TRAIN_RECORD, R.TRAINER_STATE, R.PREP_REPORT, R.LM_REPORT,
+           R.ALPHABET, f"{R.LM}/{R.LM_ATTRS}", f"{R.LM}/unigrams.txt", f"{R.LM}/*gram.bin", f"{R.LM}/*gram.arpa"]
 
-KEPT_BACK = [("checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
+KEPT_BACK = [(f"{R.CHECKPOINT}*/*", "checkpoint (optimizer, scheduler and RNG state)"),
              ("incomplete-checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
-             (".lock*", "lock"), ("*.lock", "lock"), (CARD_RECORD, "record of the generated card"),
+             (".lock*", "lock"), ("*.lock", "lock"), (R.CARD_RECORD, "record of the generated card"),
              ("*.tmp*", "temporary"), (".*", "temporary"), ("*/.*", "temporary"),
              ("*.ipynb", "executed notebook (may hold local paths)")]
 PICKLE_NAMES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]  # outside the allow list: kept back as pickles by their name
@@ -198,7 +198,7 @@ def stage(run_dir, files: list[str], into) -> Path:
     run, into = Path(run_dir), Path(into)
     for rel in files:
         dest = into/rel; dest.parent.mkdir(parents=True, exist_ok=True)
-        if rel == "config.yaml": dest.write_text(public_config(run), encoding="utf-8"); continue
+        if rel == RunDir.CONFIG: dest.write_text(public_config(run), encoding="utf-8"); continue
         if not stat.S_ISREG(os.lstat(run/rel).st_mode):  # replaced by a link since it was selected
             raise PrivacyScanError(f"{run/rel} is no longer a regular file of the run: list the files again")
         try: os.link(run/rel, dest, follow_symlinks=False)
@@ -209,7 +209,7 @@ def stage(run_dir, files: list[str], into) -> Path:
 def fresh_card(run_dir, keep_card: bool = False) -> str | None:
     "Write `README.md` when missing or stale (says which, else None); refuse to replace a hand-edited one; check it loads with a model-index."
     run = Path(run_dir)
-    card = run/"README.md"
+    card = RunDir(run).card
     state = card_state(run)  # reads the run: refuses scores of another model
     if state == "edited" and not keep_card:
         raise CardEditedError(f"{card} was edited by hand since `nynorsk-asr card` wrote it, and pushing would replace it: "
@@ -249,8 +249,8 @@ def push_run(run_dir, repo_id: str, private: bool = True, revision: str | None =
 
 def _push(run: Path, repo_id, private, revision, commit_message, dry_run, override_privacy_scan, api, env, log, keep_card) -> dict:
     check_model_files(run)                                # a trained model, whole: the message `evaluate` gives
-    if (run/LM_DIR).is_dir(): check_lm_files(run)         # an LM that loads, or none
-    if did := fresh_card(run, keep_card): log(f"model card {run/'README.md'} {did}")
+    if RunDir(run).lm.is_dir(): check_lm_files(run)       # an LM that loads, or none
+    if did := fresh_card(run, keep_card): log(f"model card {RunDir(run).card} {did}")
     send, keep = select_files(run)
     staging = Path(tempfile.mkdtemp(prefix=".push-", dir=run))
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import filelock
 from .config import RunConfig, config_dict, load_run_config
 from .errors import ConfigError, NotWritableError, RunLockedError
+from .layout import RunDir
 
 # %% auto #0
 __all__ = ['SAFE_CHANGES', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'write_atomic', 'write_json',
@@ -33,14 +34,14 @@ def run_lock(output_dir, what: str = "nynorsk-asr"):
     out = Path(output_dir)
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise _not_writable(out, e) from None
-    path = str((out/".lock").resolve())
+    path = str(RunDir(out).lock.resolve())
     if path in _held:
         _held[path][1] += 1
         try: yield
         finally: _held[path][1] -= 1
         return
     lock = filelock.FileLock(path, timeout=0)
-    info = out/".lock.json"
+    info = RunDir(out).lock_info
     try: lock.acquire()
     except filelock.Timeout:
         holder = json.loads(info.read_text()) if info.is_file() else {}
@@ -63,8 +64,8 @@ SAFE_CHANGES = ("max_steps", "num_train_epochs", "eval_steps", "save_steps", "lo
 
 def is_trained(run_dir) -> bool:
     "Does the run directory hold a trained model or a training checkpoint?"
-    run = Path(run_dir)
-    return (run/"model.safetensors").is_file() or any(p.is_dir() for p in run.glob("checkpoint-*"))
+    run = RunDir(run_dir)
+    return run.weights.is_file() or bool(run.checkpoints())
 
 def config_changes(old: RunConfig, new: RunConfig) -> dict:
     "{key: (recorded, new)} for every key that differs, `output_dir` and `preset` aside."
@@ -74,7 +75,7 @@ def config_changes(old: RunConfig, new: RunConfig) -> dict:
 def check_rerun(cfg: RunConfig, allow_changes=()) -> None:
     "Refuse, before anything is written, a rerun that would change the config under a trained run."
     run = Path(cfg.output_dir)
-    if not ((run/"config.yaml").is_file() and is_trained(run)): return
+    if not (RunDir(run).config.is_file() and is_trained(run)): return
     changes = config_changes(load_run_config(run), cfg)
     show = lambda keys: ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in keys)
     unsafe = [k for k in changes if k not in SAFE_CHANGES]

@@ -4,13 +4,14 @@
 
 # %% ../nbs/06_train.ipynb #d3083bef
 from __future__ import annotations
-import contextlib, json, os, re, shutil, sys, time
+import contextlib, json, os, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
 from transformers.utils.notebook import NotebookProgressCallback
 from .config import CPU_CONV_BACKENDS, RunConfig, config_hash
 from .errors import ConfigError
+from .layout import RunDir
 from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run
@@ -84,13 +85,12 @@ class LengthBucketSampler(torch.utils.data.Sampler):
 
 # %% ../nbs/06_train.ipynb #a1e5c389
 COMPLETE_MARKER = "checkpoint_complete.json"
-_ckpt = re.compile(r"^checkpoint-(\d+)$")
 
 class MarkCompleteCheckpoints(TrainerCallback):
     "After the Trainer has written a checkpoint, mark it complete (rank 0)."
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            folder = Path(args.output_dir)/f"checkpoint-{state.global_step}"
+            folder = RunDir(args.output_dir).checkpoint(state.global_step)
             if folder.is_dir():
                 tmp = folder/(COMPLETE_MARKER + ".tmp")
                 tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
@@ -99,11 +99,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
 # %% ../nbs/06_train.ipynb #d1efd35e
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
     "(step, folder, complete) of every `checkpoint-N` in `output_dir`, by step."
-    out = []
-    for p in Path(output_dir).glob("checkpoint-*"):
-        m = _ckpt.match(p.name)
-        if m and p.is_dir(): out.append((int(m[1]), p, (p/COMPLETE_MARKER).is_file()))
-    return sorted(out)
+    return [(int(p.name.rsplit("-", 1)[1]), p, (p/COMPLETE_MARKER).is_file()) for p in RunDir(output_dir).checkpoints()]
 
 def last_complete_checkpoint(output_dir) -> Path | None:
     "The highest-step checkpoint that was completely written, or None."
@@ -257,7 +253,7 @@ class Invocation(TrainerCallback):
                 "audio_seconds_per_second": round(epochs * self.train_hours * 3600 / train_only, 1),
                 "samples_per_second": round(samples / train_only, 2)}
     def on_save(self, args, state, control, **kw):
-        folder = Path(args.output_dir)/f"checkpoint-{state.global_step}"
+        folder = RunDir(args.output_dir).checkpoint(state.global_step)
         if state.is_world_process_zero and folder.is_dir():
             (folder/INVOCATIONS).write_text(json.dumps(self.earlier + [self.summary(args, state, False)], indent=1))
 
@@ -282,7 +278,7 @@ def resume_point(output_dir, args: TrainingArguments) -> tuple[Path | None, dict
     if args.world_size > 1: torch.distributed.barrier()
     resume = last_complete_checkpoint(output_dir)
     if resume: _log(f"resuming from {resume}")
-    start = json.loads((resume/"trainer_state.json").read_text()) if resume else {"global_step": 0, "epoch": 0.0}
+    start = json.loads((resume/RunDir.TRAINER_STATE).read_text()) if resume else {"global_step": 0, "epoch": 0.0}
     return resume, start
 
 def save_final(trainer: TimedTrainer, processor, output_dir):
@@ -290,18 +286,18 @@ def save_final(trainer: TimedTrainer, processor, output_dir):
     trainer.save_model(output_dir)  # the best model (load_best_model_at_end)
     save_processor(processor, output_dir)
     trainer.save_state()
-    state = Path(output_dir)/"trainer_state.json"  # a record to publish: the best checkpoint named inside the run, not by absolute path
+    state = RunDir(output_dir).trainer_state  # a record to publish: the best checkpoint named inside the run, not by absolute path
     doc = json.loads(state.read_text())
     doc["best_model_checkpoint"] = relative_to_run(doc.get("best_model_checkpoint"), output_dir)
     state.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 def finished_record(cfg: RunConfig) -> dict | None:
     "The run's record when it has already trained as far as `cfg` asks (a rerun has nothing to do), else None."
-    run = Path(cfg.output_dir)
-    if not all((run/f).is_file() for f in ("trainer_state.json", "train_record.json", "model.safetensors")): return None
-    state = json.loads((run/"trainer_state.json").read_text())
+    run = RunDir(cfg.output_dir)
+    if not all(p.is_file() for p in (run.trainer_state, run.train_record, run.weights)): return None
+    state = json.loads(run.trainer_state.read_text())
     done = state["global_step"] >= cfg.max_steps if cfg.max_steps > 0 else state.get("epoch", 0) >= cfg.num_train_epochs - 1e-6
-    return json.loads((run/"train_record.json").read_text()) if done else None
+    return json.loads(run.train_record.read_text()) if done else None
 
 # %% ../nbs/06_train.ipynb #8e55c837
 def run_record(cfg: RunConfig, trainer: TimedTrainer, train_hours: float, precision: tuple[str, str],
@@ -359,7 +355,7 @@ def train_run(cfg: RunConfig,
             save_final(trainer, processor, cfg.output_dir)
             this = now.summary(args, trainer.state, True)
             record = run_record(cfg, trainer, train_hours, precision, now.earlier + [this], result.training_loss)
-            write_json(Path(cfg.output_dir)/"train_record.json", record)
+            write_json(RunDir(cfg.output_dir).train_record, record)
             _log(f"trained {record['steps_this_session']} steps in {this['train_loop_seconds']:.0f} s "
                  f"({this['audio_seconds_per_second']} audio-s/s); best wer {trainer.state.best_metric}")
         if args.world_size > 1: torch.distributed.barrier()

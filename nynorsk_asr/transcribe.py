@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .config import load_run_config
-from .lm import LM_DIR, load_decoder
+from .layout import RunDir
+from .lm import load_decoder
 from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
                                 chunks, SpeechRegions, stitched_frames, transcribe_settings)
@@ -26,16 +27,16 @@ class Transcriber:
         if decoder not in ("auto", "greedy", "lm"): raise ValueError(f"decoder={decoder!r}: use 'auto', 'greedy' or 'lm'")
         self.run_dir = Path(run_dir)
         self.model, self.processor = load_run_model(self.run_dir, device)
-        has_lm = (self.run_dir/LM_DIR/"attrs.json").is_file()
+        has_lm = RunDir(self.run_dir).lm_attrs.is_file()
         self.decoder_name = ("lm" if has_lm else "greedy") if decoder == "auto" else decoder
         self.lm = load_decoder(self.run_dir, self.processor) if self.decoder_name == "lm" else None
         tok = self.processor.tokenizer
         self.tokens = tok.convert_ids_to_tokens(list(range(len(tok))))
         self.blank, self.delimiter = tok.pad_token_id, tok.convert_tokens_to_ids(tok.word_delimiter_token)
         self.hop = int(np.prod(self.model.config.conv_stride))
-        recorded = load_run_config(self.run_dir).lm_beam_width if (self.run_dir/"config.yaml").is_file() else 50
+        recorded = load_run_config(self.run_dir).lm_beam_width if RunDir(self.run_dir).config.is_file() else 50
         self.frame_s, self.beam_width = self.hop / RATE, beam_width or recorded
-        self.fingerprint = file_hash(self.run_dir/"model.safetensors")
+        self.fingerprint = file_hash(RunDir(self.run_dir).weights)
         self._beams = {}  # the LM's best beams of the current region's paddings, by their frames
 
     def words(self, offset: int, lp: np.ndarray, offset_s: float = 0.0) -> list[Word]:
@@ -116,4 +117,4 @@ class Transcriber:
 
     def _decoder_params(self) -> dict:
         if self.lm is None: return {}
-        return {**json.loads((self.run_dir/LM_DIR/"attrs.json").read_text()), "beam_width": self.beam_width}
+        return {**json.loads(RunDir(self.run_dir).lm_attrs.read_text()), "beam_width": self.beam_width}

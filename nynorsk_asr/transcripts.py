@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, soundfile as sf
 from .errors import ConfigError
-from .lm import LM_DIR
+from .layout import RunDir
 from .rundir import check_writable, write_atomic, write_json
 from .stream import AUDIO_EXTENSIONS
 
@@ -138,13 +138,13 @@ def output_names(files: list[Path]) -> list[str]:
         used.add(name); out.append(name)
     return out
 
-RUN_FOLDERS = ("eval", "plots", LM_DIR)  # a run's own folders (with the run directory itself and its checkpoints)
+RUN_FOLDERS = (RunDir.EVAL, RunDir.PLOTS, RunDir.LM)  # a run's own folders (with the run directory itself and its checkpoints)
 
 def check_output_dir(out_dir, run_dir) -> Path:
     "The output folder, once sure it is writable and never the run directory or a folder of the run's own."
     out, run = Path(out_dir).resolve(), Path(run_dir).resolve()
     inside = out.relative_to(run).parts if out.is_relative_to(run) else None
-    if inside is not None and (not inside or inside[0] in RUN_FOLDERS or inside[0].startswith(("checkpoint-", "."))):
+    if inside is not None and (not inside or inside[0] in RUN_FOLDERS or inside[0].startswith((RunDir.CHECKPOINT, "."))):
         raise ConfigError(f"--output_dir {out_dir}: that is {'the run directory' if not inside else 'a folder of the run'} "
                           f"{run}, whose files a transcript must never replace; choose another folder (e.g. transcripts/)")
     return check_writable(out_dir, "the output folder", "--output_dir")
