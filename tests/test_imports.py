@@ -50,10 +50,10 @@ def test_import_graph_has_no_cycle():
     graph = {m: sorted(imports_of(m)) for m in MODULES}
     assert {"corpus", "ctc", "scoring", "provenance"} <= set(MODULES)
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
-    # the errors sit below everything, and the shared pieces below the stages: they import no stage
-    assert graph["errors"] == [], graph["errors"]
+    # the errors and the run directory's layout sit below everything, the shared pieces below the stages: no stage imported
+    assert graph["errors"] == [] and graph["layout"] == [], (graph["errors"], graph["layout"])
     for leaf in ("config", "text", "scoring", "provenance", "ctc"):
-        assert set(graph[leaf]) <= {"config", "errors"}, (leaf, graph[leaf])
+        assert set(graph[leaf]) <= {"config", "errors", "layout"}, (leaf, graph[leaf])
 
 
 def test_no_function_level_imports_of_the_package():
@@ -68,3 +68,21 @@ def test_every_import_order_works():
         code = "; ".join(f"import nynorsk_asr.{m}" for m in order)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 0, f"order {order}: {out.stderr[-2000:]}"
+
+
+def notebook_of() -> dict[str, str]:
+    "Each exported module's notebook (its `default_exp`)."
+    import json, re
+    out = {}
+    for nb in (PKG.parent / "nbs").glob("*.ipynb"):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if m := re.search(r"#\|\s*default_exp\s+(\S+)", "".join(cell["source"])): out[m[1]] = nb.stem
+    return out
+
+
+def test_notebooks_are_numbered_in_import_order():
+    "Reading the notebooks top to bottom never meets a name from a later one: each imports only lower-numbered ones."
+    nbs = notebook_of()
+    assert set(nbs) == set(MODULES), set(MODULES) ^ set(nbs)
+    late = {m: [n for n in imports_of(m) if nbs[n] >= nbs[m]] for m in MODULES}
+    assert not any(late.values()), {nbs[m]: [nbs[n] for n in v] for m, v in late.items() if v}

@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = Path(os.environ.get("NYNORSK_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-LITERATE = "04_vocab.ipynb"  # the literate notebook run in the browser (it renders a table)
+LITERATE = "08_vocab.ipynb"  # the literate notebook run in the browser (it renders a table)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")]
 
 

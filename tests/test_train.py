@@ -47,7 +47,7 @@ def test_saved_model_transcribes_through_hf_pipeline(tmp_path):
     from nynorsk_asr.config import load_config
     from nynorsk_asr.vocab import make_processor
     from nynorsk_asr.model import build_model
-    from nynorsk_asr.evaluation import transcribe
+    from nynorsk_asr.evaluation import greedy_transcripts
     from nynorsk_asr.model import load_run_model
     from nynorsk_asr.prep import normalize
     processor = make_processor(["abcdefghijklmnopqrstuvwxyz æøå"], tmp_path)
@@ -57,7 +57,7 @@ def test_saved_model_transcribes_through_hf_pipeline(tmp_path):
     text = asr({"raw": audio, "sampling_rate": 16000})["text"]
     assert len(text) > 10
     model, processor = load_run_model(tmp_path, "cpu")
-    assert transcribe(model, processor, [normalize(audio)], progress=False) == [text]
+    assert greedy_transcripts(model, processor, [normalize(audio)], progress=False) == [text]
 
 
 def test_evaluate_cli_writes_eval_json(trained):
