@@ -66,10 +66,10 @@ def bench_result(bench: str, unit: str, ours: float, baseline: float, **extra) -
             "commit": git_provenance()["git_commit"], "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/23_bench.ipynb #e8aadcde
-def save_results(records: list[dict], path) -> None:
+def save_results(results: list[dict], path) -> None:
     "Append `records` as JSON lines to `path`."
     with open(path, "a", encoding="utf-8") as f:
-        for r in records: f.write(json.dumps(r) + "\n")
+        for r in results: f.write(json.dumps(r) + "\n")
 
 # %% ../nbs/23_bench.ipynb #8342dc7f
 def busy_cpus(seconds: float = 2.0) -> float:
@@ -105,6 +105,6 @@ def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
 def format_result(r: dict) -> str:
     "One line per result: ours, baseline, ratio, and what else was measured."
     skip = {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "timestamp"}
-    short = lambda v: f"<{len(v)} records>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
+    short = lambda v: f"<{len(v)} runs>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
     extra = ", ".join(f"{k}={short(v)}" for k, v in r.items() if k not in skip)
     return f"{r['bench']:>14} {r['unit']}: ours {r['ours']:,} vs baseline {r['baseline']:,} -> {r['ratio']}x  ({extra})"

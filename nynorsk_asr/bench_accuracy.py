@@ -24,7 +24,7 @@ __all__ = ['ACCURACY_THRESHOLDS', 'CurveTrainer', 'time_to', 'accuracy_run', 'be
 ACCURACY_THRESHOLDS = (0.05, 0.035)
 
 class CurveTrainer(CTCTrainer):
-    "A CTCTrainer that records, at each evaluation, the training seconds so far (evaluation excluded) and the CER."
+    "A CTCTrainer that notes, at each evaluation, the training seconds so far (evaluation excluded) and the CER."
     def train(self, *args, **kwargs):
         self.curve, self._t0 = [], time.perf_counter()
         return super().train(*args, **kwargs)

@@ -164,13 +164,13 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     problems, rows = Problems(), []
     # in a manifest shared by the splits, a line that cannot be read belongs to no split: it is counted once, under
     # train (where a row without a `split` column goes), not once per split prepared
-    records = _read_manifest(manifest, problems if not by_column or canonical_split(split) == "train" else Problems())
+    numbered = _read_manifest(manifest, problems if not by_column or canonical_split(split) == "train" else Problems())
     if records and by_column and not any("split" in r for _, r in records) and canonical_split(split) != "train":
         raise ConfigError(f"{manifest} has no `split` column, so it only provides split 'train', not {split!r}")
-    if records and not any(cfg.text_column_name in r for _, r in records):
+    if numbered and not any(cfg.text_column_name in r for _, r in numbered):
         raise ConfigError(f"{manifest}: text_column_name={cfg.text_column_name!r} is not a column; "
-                          f"columns are {', '.join(map(str, records[0][1]))}")
-    for lineno, r in records:
+                          f"columns are {', '.join(map(str, numbered[0][1]))}")
+    for lineno, r in numbered:
         if by_column and canonical_split(str(r.get("split", "train"))) != canonical_split(split): continue
         where = f"{manifest.name}:{lineno}"
         audio = next((r[k] for k in (cfg.audio_column_name, "file_name", "path") if r.get(k)), None)
