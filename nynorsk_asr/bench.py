@@ -67,7 +67,7 @@ def bench_result(bench: str, unit: str, ours: float, baseline: float, **extra) -
 
 # %% ../nbs/23_bench.ipynb #e8aadcde
 def save_results(results: list[dict], path) -> None:
-    "Append `records` as JSON lines to `path`."
+    "Append `results` as JSON lines to `path`."
     with open(path, "a", encoding="utf-8") as f:
         for r in results: f.write(json.dumps(r) + "\n")
 

@@ -10,9 +10,9 @@ from huggingface_hub import ModelCardData, EvalResult
 from .config import load_run_config, config_hash
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
-from .layout import RunDir
+from .layout import RunDir, write_atomic
 from .lm import lm_binary
-from .rundir import public_dataset_name, run_lock, write_atomic
+from .rundir import public_dataset_name, run_lock
 
 # %% auto #0
 __all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves', 'model_name',

@@ -4,12 +4,12 @@
 
 # %% ../nbs/02_config.ipynb #c167860a
 from __future__ import annotations
-import difflib, hashlib, json, math, os, re, types, typing
+import difflib, hashlib, json, math, re, types, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import yaml
 from .errors import ConfigError, NotARunError
-from .layout import RunDir
+from .layout import RunDir, write_atomic
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'validate', 'available_presets',
@@ -294,12 +294,7 @@ def config_dict(cfg: RunConfig) -> dict: return asdict(cfg)
 
 def save_config(cfg: RunConfig, output_dir: str | None = None) -> Path:
     "Write `cfg` as `<output_dir>/config.yaml` and return the path."
-    out = Path(output_dir or cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
-    path = RunDir(out).config
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(RunDir(output_dir or cfg.output_dir).config, yaml.safe_dump(config_dict(cfg), sort_keys=False, allow_unicode=True))
 
 def load_run_config(run_dir) -> RunConfig:
     "The config recorded in a run directory."

@@ -9,6 +9,7 @@ from pathlib import Path
 from datasets import Dataset
 from .config import RunConfig
 from .errors import ConfigError
+from .layout import write_atomic
 from .corpus import CORPUS_FEATURES, Problems, canonical_split, corpus_from_rows, corpus_row, default_cache_dir
 from .synth import load_synthetic
 
@@ -86,9 +87,7 @@ def _extract_clips(tarball: Path, wanted: dict, dest: Path, problems: Problems):
                 if key not in wanted: continue
                 out = dest/Path(member.name).name
                 if not (out.is_file() and out.stat().st_size == member.size):
-                    tmp = out.with_suffix(".part")
-                    with tar.extractfile(member) as src, open(tmp, "wb") as dst: dst.write(src.read())
-                    os.replace(tmp, out)
+                    with tar.extractfile(member) as src: write_atomic(out, src.read(), "the cache folder", "cache_dir")
                 wanted[key]["audio"]["path"] = str(out)
     except (tarfile.TarError, EOFError, OSError) as e:
         # the rows whose clips were not reached keep path None and are counted as missing audio by preparation
@@ -165,7 +164,7 @@ def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     # in a manifest shared by the splits, a line that cannot be read belongs to no split: it is counted once, under
     # train (where a row without a `split` column goes), not once per split prepared
     numbered = _read_manifest(manifest, problems if not by_column or canonical_split(split) == "train" else Problems())
-    if records and by_column and not any("split" in r for _, r in records) and canonical_split(split) != "train":
+    if numbered and by_column and not any("split" in r for _, r in numbered) and canonical_split(split) != "train":
         raise ConfigError(f"{manifest} has no `split` column, so it only provides split 'train', not {split!r}")
     if numbered and not any(cfg.text_column_name in r for _, r in numbered):
         raise ConfigError(f"{manifest}: text_column_name={cfg.text_column_name!r} is not a column; "

@@ -11,12 +11,12 @@ import numpy as np, torch
 import jiwer
 from .config import RunConfig, load_run_config
 from .errors import ConfigError
-from .layout import RunDir
+from .layout import RunDir, write_json
 from .ctc import greedy_texts, utterance_log_probs
 from .lm import lm_binary, lm_texts, load_decoder
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
-from .rundir import public_dataset_name, run_lock, write_json
+from .rundir import public_dataset_name, run_lock
 from .scoring import error_rates, utterance_errors
 
 # %% auto #0

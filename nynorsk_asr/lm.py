@@ -11,12 +11,12 @@ import numpy as np
 from tqdm.auto import tqdm
 from .config import RunConfig, load_run_config
 from .errors import ConfigError, DamagedRunError
-from .layout import RunDir
+from .layout import RunDir, write_atomic, write_json
 from .corpus import split_names
 from .ctc import greedy_texts, utterance_log_probs
 from .model import file_hash, load_run_model
 from .prep import load_eval_split
-from .rundir import run_lock, write_atomic, write_json
+from .rundir import run_lock
 from .scoring import error_rates
 from .text import CleaningRules, clean_with_reason
 

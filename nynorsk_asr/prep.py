@@ -13,8 +13,8 @@ import numpy as np, soundfile as sf, soxr
 from datasets import Dataset, DatasetDict, Features, Value, List, concatenate_datasets, load_from_disk
 from .config import RunConfig, config_hash, load_run_config, save_config
 from .errors import ConfigError, DataUnavailableError, NotARunError
-from .layout import RunDir
-from .rundir import check_rerun, is_trained, public_dataset_name, run_lock, write_json
+from .layout import RunDir, write_json
+from .rundir import check_rerun, is_trained, public_dataset_name, run_lock
 from .text import CleaningRules, clean_with_reason, unknown_characters
 from .corpus import Problems, split_names, default_cache_dir
 from .ctc import ctc_frames, ctc_frames_needed

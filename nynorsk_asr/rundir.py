@@ -4,28 +4,18 @@
 
 # %% ../nbs/03_rundir.ipynb #30da1db5
 from __future__ import annotations
-import errno, json, os, time
+import json, os, time
 from contextlib import contextmanager
 from pathlib import Path
 import filelock
 from .config import RunConfig, config_dict, load_run_config
-from .errors import ConfigError, NotWritableError, RunLockedError
-from .layout import RunDir
+from .errors import ConfigError, RunLockedError
+from .layout import RunDir, not_writable, write_atomic
 
 # %% auto #0
-__all__ = ['SAFE_CHANGES', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'write_atomic', 'write_json',
-           'check_writable', 'public_dataset_name', 'relative_to_run']
+__all__ = ['SAFE_CHANGES', 'run_lock', 'is_trained', 'config_changes', 'check_rerun', 'public_dataset_name', 'relative_to_run']
 
 # %% ../nbs/03_rundir.ipynb #6cc120db
-# the errors that mean "this place cannot be written", whatever the cause
-_WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
-
-def _not_writable(out: Path, e: OSError, what: str = "the run directory", flag: str = "--output_dir") -> OSError:
-    "A `NotWritableError` naming the place for an error that means it cannot be written (others are returned as they are)."
-    if e.errno in _WRITE_ERRNOS:
-        return NotWritableError(f"cannot write to {what} {out}: {e.strerror or e}; free space or choose a writable {flag}")
-    return e
-
 _held: dict[str, list] = {}  # lock path -> [FileLock, depth]: a process may nest stages (train prepares first)
 
 @contextmanager
@@ -33,7 +23,7 @@ def run_lock(output_dir, what: str = "nynorsk-asr"):
     "Hold `<output_dir>/.lock` while the block runs; `RunLockedError` naming the holder if another process has it."
     out = Path(output_dir)
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise _not_writable(out, e) from None
+    except OSError as e: raise not_writable(out, e) from None
     path = str(RunDir(out).lock.resolve())
     if path in _held:
         _held[path][1] += 1
@@ -47,10 +37,10 @@ def run_lock(output_dir, what: str = "nynorsk-asr"):
         holder = json.loads(info.read_text()) if info.is_file() else {}
         raise RunLockedError(f"{out} is in use by process {holder.get('pid', '?')} ({holder.get('what', 'unknown')}, "
                              f"started {holder.get('started', '?')}): wait for it to finish, or stop it") from None
-    except OSError as e: raise _not_writable(out, e) from None
+    except OSError as e: raise not_writable(out, e) from None
     _held[path] = [lock, 1]
     try:
-        info.write_text(json.dumps({"pid": os.getpid(), "what": what, "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        write_atomic(info, json.dumps({"pid": os.getpid(), "what": what, "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
         yield
     finally:
         del _held[path]
@@ -86,35 +76,6 @@ def check_rerun(cfg: RunConfig, allow_changes=()) -> None:
     if unasked:
         raise ConfigError(f"{run} holds a trained run whose recorded config differs in {show(unasked)}; to go on "
                           f"with the new value, say so: --allow_changes {','.join(unasked)}")
-
-# %% ../nbs/03_rundir.ipynb #2361f114
-def write_atomic(path, data: str | bytes, what: str = "the run directory", flag: str = "--output_dir") -> Path:
-    "Write `data` (text as UTF-8, or bytes) to `path` atomically: a temporary file beside it, renamed into place, removed on failure."
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())  # a full disk shows here, not after the rename
-        os.replace(tmp, path)
-    except OSError as e:
-        try: tmp.unlink(missing_ok=True)
-        except OSError: pass  # a read-only disk refuses even the removal of a file it never made
-        raise _not_writable(path.parent, e, what, flag) from None
-    return path
-
-def write_json(path, doc: dict, indent: int = 1, what: str = "the run directory", flag: str = "--output_dir") -> Path:
-    "Write `doc` to `path` atomically (see `write_atomic`)."
-    return write_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=False), what, flag)
-
-def check_writable(folder, what: str = "the output folder", flag: str = "--output_dir") -> Path:
-    "`folder` (created if missing) when a file can be written in it; else `NotWritableError` naming it. Checked before long work."
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotWritableError(f"cannot write to {what} {folder}: it is a file, not a folder; choose a folder for {flag}")
-    write_atomic(folder/f".write-probe{os.getpid()}", b"", what, flag).unlink()  # empty: a full disk is found at write time
-    return folder
 
 # %% ../nbs/03_rundir.ipynb #dc005c19
 def public_dataset_name(cfg: RunConfig) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from .config import RunConfig
 from .corpus import corpus_from_rows, corpus_row, canonical_split, default_cache_dir
+from .layout import write_atomic
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'VARIANTS', 'SPLITS', 'synthetic_sentences', 'word_types', 'speaker_voice', 'espeak_command',
@@ -156,9 +157,7 @@ def make_synthetic_corpus(sizes: dict,              # utterances per split: {"tr
         return {**u, "path": f"wav/{wav.name}"}
     with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as pool:
         rows = list(tqdm(pool.map(speak, plan), total=len(plan), desc="espeak-ng", unit="utt"))
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, manifest)
+    write_atomic(manifest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "the cache folder", "cache_dir")
     return root
 
 # %% ../nbs/10_synth.ipynb #c4d098d5

@@ -11,12 +11,12 @@ from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCal
 from transformers.utils.notebook import NotebookProgressCallback
 from .config import CPU_CONV_BACKENDS, RunConfig, config_hash
 from .errors import ConfigError
-from .layout import RunDir
+from .layout import RunDir, write_atomic, write_json
 from .ctc import CTCCollator, greedy_ids
 from .model import build_model, count_parameters
 from .prep import prepare_run
 from .provenance import git_provenance, hardware_name, library_versions, peak_memory_mb
-from .rundir import check_rerun, relative_to_run, run_lock, write_json
+from .rundir import check_rerun, relative_to_run, run_lock
 from .scoring import error_rates
 from .vocab import save_processor
 
@@ -92,9 +92,7 @@ class MarkCompleteCheckpoints(TrainerCallback):
         if state.is_world_process_zero:
             folder = RunDir(args.output_dir).checkpoint(state.global_step)
             if folder.is_dir():
-                tmp = folder/(COMPLETE_MARKER + ".tmp")
-                tmp.write_text(json.dumps({"global_step": state.global_step, "time": time.time()}))
-                os.replace(tmp, folder/COMPLETE_MARKER)
+                write_json(folder/COMPLETE_MARKER, {"global_step": state.global_step, "time": time.time()})
 
 # %% ../nbs/14_train.ipynb #d1efd35e
 def checkpoints(output_dir) -> list[tuple[int, Path, bool]]:
@@ -255,7 +253,7 @@ class Invocation(TrainerCallback):
     def on_save(self, args, state, control, **kw):
         folder = RunDir(args.output_dir).checkpoint(state.global_step)
         if state.is_world_process_zero and folder.is_dir():
-            (folder/INVOCATIONS).write_text(json.dumps(self.earlier + [self.summary(args, state, False)], indent=1))
+            write_json(folder/INVOCATIONS, self.earlier + [self.summary(args, state, False)])
 
 def earlier_invocations(resume: Path | None) -> list:
     "The invocations recorded in the checkpoint a run resumes from (none when it starts afresh)."
@@ -289,7 +287,7 @@ def save_final(trainer: CTCTrainer, processor, output_dir):
     state = RunDir(output_dir).trainer_state  # a record to publish: the best checkpoint named inside the run, not by absolute path
     doc = json.loads(state.read_text())
     doc["best_model_checkpoint"] = relative_to_run(doc.get("best_model_checkpoint"), output_dir)
-    state.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_atomic(state, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 def finished_record(cfg: RunConfig) -> dict | None:
     "The run's record when it has already trained as far as `cfg` asks (a rerun has nothing to do), else None."

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, soundfile as sf
 from .errors import ConfigError
-from .layout import RunDir
-from .rundir import check_writable, write_atomic, write_json
+from .layout import RunDir, check_writable, write_atomic, write_json
 from .stream import AUDIO_EXTENSIONS
 
 # %% auto #0

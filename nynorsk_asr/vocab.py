@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
-from .layout import RunDir
+from .layout import RunDir, write_atomic
 
 # %% auto #0
 __all__ = ['WORD_DELIMITER', 'UNK', 'PAD', 'build_vocab', 'save_vocab', 'build_processor', 'save_processor', 'make_processor',
@@ -28,9 +28,7 @@ def build_vocab(texts,  # iterable of cleaned transcripts
 
 # %% ../nbs/08_vocab.ipynb #485986a5
 def save_vocab(vocab: dict, output_dir) -> Path:
-    path = RunDir(output_dir).vocab; path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
-    return path
+    return write_atomic(RunDir(output_dir).vocab, json.dumps(vocab, ensure_ascii=False, indent=1))
 
 def build_processor(vocab_path,                 # a vocab.json as written by `save_vocab`
                     sampling_rate: int = 16000,
