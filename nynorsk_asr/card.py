@@ -52,6 +52,7 @@ def _read_json(path) -> dict | None:
     if not isinstance(doc, dict): raise DamagedRunError(f"{p} holds a JSON {type(doc).__name__}, not an object: remove it")
     return doc
 
+# %% ../nbs/17_card.ipynb #cccb2334
 def check_scores(run_dir, evals: dict) -> None:
     "Refuse eval results whose model (or LM) fingerprint is not that of the run's current files, naming how to re-evaluate."
     run = RunDir(run_dir)
@@ -66,6 +67,7 @@ def check_scores(run_dir, evals: dict) -> None:
             raise StaleScoresError(f"{run.eval_dir/name}.json was decoded with another language model (fingerprint "
                                    f"{e.get('lm_fingerprint')}; the run's is {lm_fp} now): {again}")
 
+# %% ../nbs/17_card.ipynb #6dff70eb
 def read_run(run_dir) -> dict:
     "Everything the card needs, from the run directory; a clear error when a stage has not run."
     run = RunDir(run_dir)
@@ -286,8 +288,10 @@ The following hyperparameters were used during training:
 {_provenance(run)}"""
     return f"---\n{card_data(run).to_yaml()}\n---\n{body}"
 
+# %% ../nbs/17_card.ipynb #a829f706
 def card_sha(text: str) -> str: return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+# %% ../nbs/17_card.ipynb #1c80966d
 def card_state(run_dir) -> str:
     "`missing`, `current` (what the run renders now), `stale` (written by `write_card`, the run changed since) or `edited` (by hand)."
     run = RunDir(run_dir)
@@ -298,6 +302,7 @@ def card_state(run_dir) -> str:
     recorded = run.card_record.read_text().strip() if run.card_record.is_file() else None
     return "stale" if recorded == card_sha(text) else "edited"
 
+# %% ../nbs/17_card.ipynb #54765c4c
 def write_card(run_dir) -> Path:
     "Write `<run_dir>/README.md` (and the learning-curve plot) from the run directory, holding the run's lock."
     run = RunDir(run_dir)

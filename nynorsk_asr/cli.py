@@ -32,12 +32,14 @@ def _config_parser(name: str, help: str, sub) -> argparse.ArgumentParser:
         g.add_argument(f"--{f.name}", default=None, metavar="VALUE", help=text.replace("%", "%%"))
     return p
 
+# %% ../nbs/30_cli.ipynb #f9087c09
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     "The RunConfig named by parsed CLI arguments."
     overrides = {f.name: parse_value(f.name, getattr(args, f.name)) for f in fields(RunConfig)
                  if f.name != "preset" and getattr(args, f.name, None) is not None}
     return load_config(args.preset, args.config_file, **overrides)
 
+# %% ../nbs/30_cli.ipynb #94c72dd2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nynorsk-asr", allow_abbrev=False,
                                      description="Norwegian Nynorsk speech recognition: prepare, train, lm, evaluate, transcribe, card, push, bench")
@@ -108,12 +110,14 @@ def cmd_prepare(cfg: RunConfig, allow_changes=()):
     print(f"train: {len(data['train'])} utterances, eval: {len(data['eval'])} utterances; "
           f"vocabulary of {len(processor.tokenizer)} symbols; {time.perf_counter() - t0:.1f} s")
 
+# %% ../nbs/30_cli.ipynb #e0e154e0
 def cmd_train(cfg: RunConfig, allow_changes=()):
     from nynorsk_asr.train import train_run
     record = train_run(cfg, allow_changes=allow_changes)
     if record: print(json.dumps({k: record[k] for k in ("precision", "global_step", "wall_seconds",
                                                         "audio_seconds_per_second", "best_metric")}))
 
+# %% ../nbs/30_cli.ipynb #8d8ae783
 def cmd_bench(args):
     from nynorsk_asr.bench import format_result, machine_info, save_results
     print("machine:", json.dumps(machine_info()), flush=True)
@@ -135,10 +139,12 @@ def cmd_bench(args):
     for r in results: print(format_result(r))
     if args.results: save_results(results, args.results); print(f"appended {len(results)} lines to {args.results}")
 
+# %% ../nbs/30_cli.ipynb #89df2ac5
 def cmd_card(args):
     from nynorsk_asr.card import write_card
     print(f"model card: {write_card(args.run_dir)}")
 
+# %% ../nbs/30_cli.ipynb #8bb7792e
 def cmd_evaluate(args):
     from nynorsk_asr.evaluation import evaluate_decoders
     decoders = ("greedy", "lm") if args.decoder == "both" else (args.decoder,)
@@ -150,6 +156,7 @@ def cmd_evaluate(args):
               f"real-time factor {r['real_time_factor']}) -> "
               f"{RunDir(args.run_dir).eval_file(args.split, name, None if r['complete'] else r['utterances_evaluated'])}")
 
+# %% ../nbs/30_cli.ipynb #2d349436
 def cmd_lm(args):
     from nynorsk_asr.lm import build_language_model
     r = build_language_model(args.run_dir, progress=sys.stderr.isatty())
@@ -157,6 +164,7 @@ def cmd_lm(args):
           f"{r['removed_by_reason'] or 'nothing'}), tuned on {r['tuned_on']}: alpha {r['alpha']}, beta {r['beta']}; "
           f"{r['seconds']:.1f} s -> {Path(args.run_dir)/'language_model'}")
 
+# %% ../nbs/30_cli.ipynb #e517ba7b
 def cmd_transcribe(args):
     import soundfile as sf
     from nynorsk_asr.stream import transcribe_settings
@@ -194,11 +202,13 @@ def cmd_transcribe(args):
         summary = f"{len(failed)} of {len(files) + unusable} input(s) not transcribed (the others were): " + "; ".join(failed)
         raise NotWritableError(summary) if unwritten else TranscriptionIncomplete(summary)
 
+# %% ../nbs/30_cli.ipynb #2a488a3f
 def cmd_push(args):
     from nynorsk_asr.publish import push_run
     push_run(args.run_dir, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message,
              dry_run=args.dry_run, override_privacy_scan=args.override_privacy_scan, keep_card=args.keep_card)
 
+# %% ../nbs/30_cli.ipynb #e809fecb
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train}
 RUN_COMMANDS = {"transcribe": cmd_transcribe, "evaluate": cmd_evaluate, "card": cmd_card, "bench": cmd_bench, "lm": cmd_lm, "push": cmd_push}
 
@@ -213,6 +223,7 @@ def _hub_error(e: BaseException) -> HubUnreachableError | None:
                                    "(dataset_name or model_name_or_path)")
     return None
 
+# %% ../nbs/30_cli.ipynb #d64c346c
 def _run(parser, args, command, *arg, **kw):
     try: return command(*arg, **kw)
     except Exception as e:
@@ -221,6 +232,7 @@ def _run(parser, args, command, *arg, **kw):
         if err is None: raise
         parser.exit(exit_status(err), f"nynorsk-asr {args.command}: error: {err}\n")
 
+# %% ../nbs/30_cli.ipynb #e6bb5650
 def quiet_bars_in_logs():
     "Progress bars redraw in place on a terminal; in a log file each redraw is a line. Off when stderr is not a TTY."
     if sys.stderr.isatty(): return
@@ -228,6 +240,7 @@ def quiet_bars_in_logs():
     import datasets
     datasets.disable_progress_bars()
 
+# %% ../nbs/30_cli.ipynb #e87e6744
 def main(argv=None):
     "Entry point of the `nynorsk-asr` console script."
     quiet_bars_in_logs()

@@ -75,6 +75,7 @@ def load_npsc_raw(root,                 # folder holding NPSC's `data/` (or the 
         if wanted and tarball.is_file(): _extract_clips(tarball, wanted, Path(cache_dir)/"npsc"/rate/raw_split/date, problems)
     return corpus_from_rows(rows), problems
 
+# %% ../nbs/11_data.ipynb #2f3a0fd2
 def _extract_clips(tarball: Path, wanted: dict, dest: Path, problems: Problems):
     "Extract the clips of `wanted` rows from `tarball` into `dest` and point the rows at them."
     dest.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,7 @@ def _decoded_lines(path: Path, problems: Problems) -> list[str]:
             problems.add("not_utf8", f"{path.name}:{lineno} (byte {e.start}: {line[e.start:e.start + 4]!r})"); lines.append("")
     return lines
 
+# %% ../nbs/11_data.ipynb #46b0bd9e
 def _read_manifest(path: Path, problems: Problems) -> list[tuple[int, dict]]:
     "(line number, row) of every readable row of a CSV or JSONL manifest; each unreadable line is one counted problem."
     lines = _decoded_lines(path, problems)
@@ -147,6 +149,7 @@ def _read_manifest(path: Path, problems: Problems) -> list[tuple[int, dict]]:
         else: problems.add("row_not_an_object", f"{path.name}:{lineno} (a JSON {type(r).__name__})")
     return rows
 
+# %% ../nbs/11_data.ipynb #94afdaae
 def _find_manifest(root: Path, split: str) -> tuple[Path, bool]:
     "The manifest for `split` and whether it must be filtered by a `split` column."
     if root.is_file(): return root, True
@@ -157,6 +160,7 @@ def _find_manifest(root: Path, split: str) -> tuple[Path, bool]:
         if (root/f"metadata.{ext}").is_file(): return root/f"metadata.{ext}", True
     raise FileNotFoundError(f"{root}: no metadata.csv or metadata.jsonl at the top or in {split}/")
 
+# %% ../nbs/11_data.ipynb #4c0e93b0
 def load_folder(cfg: RunConfig, split: str) -> tuple[Dataset, Problems]:
     "One split of a manifest file or an audiofolder-style folder, in the standard columns."
     manifest, by_column = _find_manifest(Path(cfg.dataset_name), canonical_split(split))

@@ -64,16 +64,19 @@ def _decoders(decoders, run_dir, processor, cfg) -> dict:
         out[decoder] = (lm, {"decoder_params": {**attrs, "beam_width": cfg.lm_beam_width}, "lm_fingerprint": file_hash(binary)})
     return out
 
+# %% ../nbs/16_evaluate.ipynb #4d2a0084
 def _decode(decoder: str, lm, processor, cfg, log_probs) -> list[str]:
     "Transcripts of one decoder."
     return greedy_texts(processor, log_probs) if decoder == "greedy" else lm_texts(lm, log_probs, cfg.lm_beam_width)
 
+# %% ../nbs/16_evaluate.ipynb #c53c372f
 def _check_counts(batch_size, max_samples):
     for name, v in (("--batch_size", batch_size), ("--max_samples", max_samples)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ConfigError(f"{name} {v!r}: must be a whole number >= 1 (or left out: " +
                               ("the run's per_device_eval_batch_size)" if name == "--batch_size" else "every utterance)"))
 
+# %% ../nbs/16_evaluate.ipynb #09eaf292
 def evaluate_decoders(run_dir,                  # a trained run directory
                       split: str = "test",      # source split to evaluate
                       decoders=("greedy",),     # "greedy" and/or "lm" (needs `nynorsk-asr lm RUN_DIR` first)
@@ -89,6 +92,7 @@ def evaluate_decoders(run_dir,                  # a trained run directory
     with run_lock(run_dir, "nynorsk-asr evaluate"):  # never beside a training that replaces the model being scored
         return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name)
 
+# %% ../nbs/16_evaluate.ipynb #f15f5f13
 def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name) -> dict:
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
     model, processor = load_run_model(run_dir)
@@ -123,12 +127,12 @@ def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_sa
         write_json(RunDir(run_dir).eval_file(split, decoder, first), results[decoder])
     return results
 
-
 # %% ../nbs/16_evaluate.ipynb #c3dae3ec
 def group_of(utterance: dict, by: str = "speaker") -> str:
     "The group of an utterance: its `speaker`, or its `meeting` (NPSC ids start with the meeting date)."
     return utterance["speaker"] if by == "speaker" else utterance["utterance_id"].split("_")[0]
 
+# %% ../nbs/16_evaluate.ipynb #9dcd5069
 def rates_by_group(result: dict, by: str = "speaker") -> dict:
     "WER, CER and counts per group, worst WER first."
     acc = defaultdict(lambda: Counter())
@@ -138,6 +142,7 @@ def rates_by_group(result: dict, by: str = "speaker") -> dict:
                 "utterances": c["utterances"], "words": c["words"]} for g, c in acc.items()}
     return dict(sorted(rows.items(), key=lambda kv: -kv[1]["wer"]))
 
+# %% ../nbs/16_evaluate.ipynb #70adb649
 def character_edits(result: dict) -> dict[str, Counter]:
     "Counts of character substitutions (`ref→hyp`), insertions and deletions over all utterances (space shown as `␣`)."
     out = {"substitution": Counter(), "insertion": Counter(), "deletion": Counter()}
@@ -153,10 +158,12 @@ def character_edits(result: dict) -> dict[str, Counter]:
             elif chunk.type == "delete": out["deletion"].update(map(show, r))
     return out
 
+# %% ../nbs/16_evaluate.ipynb #0982c71f
 def worst_utterances(result: dict, n: int = 10) -> list[dict]:
     "The `n` utterances with the highest CER (ties: more errors first)."
     return sorted(result["utterances"], key=lambda u: (-u["char_errors"] / max(u["chars"], 1), -u["char_errors"]))[:n]
 
+# %% ../nbs/16_evaluate.ipynb #a44f8b68
 def plot_error_analysis(result: dict, by: str = "speaker", top: int = 12):
     "Bar charts: WER per group, and the most frequent character edits."
     import matplotlib.pyplot as plt

@@ -67,11 +67,13 @@ def kenlm_bin() -> Path:
         if (Path(c)/"lmplz").is_file() and (Path(c)/"build_binary").is_file(): return Path(c)
     raise FileNotFoundError(KENLM_HINT)
 
+# %% ../nbs/15_lm.ipynb #c52bed03
 def _run(cmd: list, what: str, **kw):
     out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if out.returncode != 0: raise RuntimeError(f"{what} failed ({' '.join(map(str, cmd[:3]))} ...): {out.stderr.strip()[-800:]}")
     return out
 
+# %% ../nbs/15_lm.ipynb #3144cd64
 def build_kenlm(sentences: list[str], out_dir, order: int = 5, prune: str = "0", memory: str = "500M") -> Path:
     "Estimate an `order`-gram from `sentences` with lmplz and write `<out_dir>/<order>gram.bin`; return its path."
     bin_dir, out_dir = kenlm_bin(), Path(out_dir)
@@ -86,6 +88,7 @@ def build_kenlm(sentences: list[str], out_dir, order: int = 5, prune: str = "0",
         _run([bin_dir/"build_binary", arpa, binary], "build_binary")
     return binary
 
+# %% ../nbs/15_lm.ipynb #f55f5cfc
 def _ensure_end_of_sentence(arpa: Path):
     "Add `</s>` to the unigrams if lmplz left it out (pyctcdecode scores sentence ends with it)."
     lines = arpa.read_text(encoding="utf-8").split("\n")
@@ -104,6 +107,7 @@ def decoder_labels(processor) -> list[str]:
     vocab = processor.tokenizer.get_vocab()
     return [" " if s == processor.tokenizer.word_delimiter_token else s for s, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
 
+# %% ../nbs/15_lm.ipynb #84e4e9e8
 def check_alphabet(run_dir, processor):
     "An error naming the differing symbols (or their order) when `alphabet.json` does not match the run's tokenizer."
     path = RunDir(run_dir).alphabet
@@ -120,6 +124,7 @@ def check_alphabet(run_dir, processor):
                 f"the same symbols in another order (the LM's {''.join(lm_labels)!r}, the tokenizer's {''.join(ours)!r})")
         raise ConfigError(f"{path} does not match the run's tokenizer: {what}; {rebuild}")
 
+# %% ../nbs/15_lm.ipynb #897b8477
 KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how every KenLM binary begins
 
 def lm_binary(run_dir) -> Path:
@@ -130,6 +135,7 @@ def lm_binary(run_dir) -> Path:
         raise DamagedRunError(f"{lm_dir} holds no n-gram model (<n>gram.bin or .arpa): rebuild it with `nynorsk-asr lm {run_dir}`")
     return found[0]
 
+# %% ../nbs/15_lm.ipynb #82fc82b8
 def check_lm_files(run_dir) -> Path:
     "The run's KenLM model after checking that `attrs.json` is JSON and the model loads whole; else `DamagedRunError`."
     run_dir = Path(run_dir)
@@ -147,12 +153,14 @@ def check_lm_files(run_dir) -> Path:
         raise DamagedRunError(f"{binary} does not load ({str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__}): {rebuild}") from None
     return binary
 
+# %% ../nbs/15_lm.ipynb #e3afa924
 def make_decoder(processor, kenlm_path=None, unigrams=None, alpha: float = 0.5, beta: float = 1.5):
     "A pyctcdecode beam-search decoder over the processor's symbols, with the KenLM model at `kenlm_path` (or none)."
     from pyctcdecode import build_ctcdecoder
     return build_ctcdecoder(decoder_labels(processor), kenlm_model_path=None if kenlm_path is None else str(kenlm_path),
                             unigrams=unigrams, alpha=alpha, beta=beta)
 
+# %% ../nbs/15_lm.ipynb #106bdd7a
 def load_decoder(run_dir, processor):
     "The run's beam-search decoder from `alphabet.json` and `language_model/` (with the tuned alpha and beta)."
     run_dir = Path(run_dir)
@@ -163,6 +171,7 @@ def load_decoder(run_dir, processor):
     from pyctcdecode import BeamSearchDecoderCTC
     return BeamSearchDecoderCTC.load_from_dir(str(run_dir))
 
+# %% ../nbs/15_lm.ipynb #ce3588e7
 def lm_texts(decoder, log_probs: list, beam_width: int = 50, pool=None) -> list[str]:
     "Beam-search transcripts of each utterance's log-probabilities (a process pool, created once by the caller, is used if given)."
     if pool is not None: return decoder.decode_batch(pool, log_probs, beam_width=beam_width)
@@ -201,6 +210,7 @@ def _split_reader(run_dir, cfg: RunConfig):
         return seen[split]
     return rows
 
+# %% ../nbs/15_lm.ipynb #fd6e5e2d
 def build_language_model(run_dir, progress: bool = True) -> dict:
     "Build the run's KenLM model, tune alpha/beta on its eval split, write `language_model/`, `alphabet.json` and the reports."
     run_dir = Path(run_dir)
@@ -209,6 +219,7 @@ def build_language_model(run_dir, progress: bool = True) -> dict:
     with run_lock(run_dir, "nynorsk-asr lm"):  # not beside a training or evaluation of the same run
         return _build_language_model(run_dir, cfg, progress)
 
+# %% ../nbs/15_lm.ipynb #4d0b0fe0
 def _build_language_model(run_dir: Path, cfg: RunConfig, progress: bool) -> dict:
     model, processor = load_run_model(run_dir)
     t0, rows = time.perf_counter(), _split_reader(run_dir, cfg)
@@ -243,6 +254,7 @@ def _build_language_model(run_dir: Path, cfg: RunConfig, progress: bool) -> dict
     write_json(RunDir(run_dir).lm_search(cfg.eval_split_name), {"split": cfg.eval_split_name, "greedy": greedy, "grid": results})
     return report
 
+# %% ../nbs/15_lm.ipynb #817b0910
 def _mark_processor_with_lm(run_dir):
     "Name `Wav2Vec2ProcessorWithLM` in the feature extractor's config, as transformers' ASR pipeline needs to use the LM."
     # transformers 4.x reads preprocessor_config.json; 5.x reads the `feature_extractor` nested in processor_config.json

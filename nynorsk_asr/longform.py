@@ -30,6 +30,7 @@ def synthetic_recording(path, clips: list[np.ndarray], texts: list[str], minutes
         f.write(gap())
     return segments
 
+# %% ../nbs/22_longform.ipynb #61b814cc
 def recording_from_split(run_dir, path, split: str = "test", minutes: float | None = None, max_clips: int | None = None,
                          seed: int = 0) -> list[dict]:
     "A long recording of the run's prepared `split` (its first `max_clips` clips, or cycled to `minutes`) and its true segments."
@@ -39,6 +40,7 @@ def recording_from_split(run_dir, path, split: str = "test", minutes: float | No
     clips = [0.1 * np.asarray(x, np.float32) for x in rows["input_values"]]  # prepared clips have unit variance
     return synthetic_recording(path, clips, rows["text"], minutes, seed, ids=rows["utterance_id"])
 
+# %% ../nbs/22_longform.ipynb #74ac6260
 def long_form_scores(result: dict, segments: list[dict], tolerance: float = 0.3) -> dict:
     "WER/CER of the whole transcript, and the share of reference words timed inside their true segment ± `tolerance` s."
     ref_words, owner = [], []

@@ -88,6 +88,7 @@ def check_safetensors(path, mend: str = "") -> dict:
     if size < need: raise damaged(f"truncated: {size} bytes of the {need} its header promises")
     return index
 
+# %% ../nbs/13_model.ipynb #bca8edc5
 def trained_weights(run_dir) -> Path:
     "The run's final weights file, checked whole; `RunNotTrainedError`, saying how to train, when there is none."
     weights = RunDir(run_dir).weights
@@ -98,6 +99,7 @@ def trained_weights(run_dir) -> Path:
                                "complete checkpoint, or restore the file")
     return weights
 
+# %% ../nbs/13_model.ipynb #56ed6c16
 def file_hash(path) -> str:
     "A short sha256 of a file's bytes (the model's fingerprint in evaluation files)."
     h = hashlib.sha256()
@@ -105,6 +107,7 @@ def file_hash(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()[:16]
 
+# %% ../nbs/13_model.ipynb #e43566e8
 MODEL_FILES = (RunDir.MODEL_CONFIG, RunDir.VOCAB, RunDir.TOKENIZER_CONFIG)  # besides the weights: what loading a run's model reads
 
 def _loaded(what: str, path: Path, load, mend: str):
@@ -114,6 +117,7 @@ def _loaded(what: str, path: Path, load, mend: str):
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise DamagedRunError(f"cannot load the {what} of {path} ({first}): {mend}") from None
 
+# %% ../nbs/13_model.ipynb #5fc33a27
 def check_model_files(run_dir) -> Path:
     "The run's weights, once they are whole and its config and vocabulary are there and agree on the output size (no model is loaded)."
     run = Path(run_dir)
@@ -130,6 +134,7 @@ def check_model_files(run_dir) -> Path:
                               f"no longer belongs to this model; {mend}")
     return weights
 
+# %% ../nbs/13_model.ipynb #3ed90160
 def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
     "The run's final model (in eval mode, on `device`) and processor, checked against each other; `DamagedRunError` naming a bad file."
     run = Path(run_dir)

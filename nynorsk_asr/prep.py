@@ -47,12 +47,14 @@ def declared_wav_frames(f) -> int | None:
         else: f.seek(size + size % 2, 1)
     return None
 
+# %% ../nbs/12_prep.ipynb #8b8566fe
 def _truncated(source, decoded_frames: int) -> bool:
     "Does a WAV header promise (1% or more) more frames than decoded? libsndfile quietly reads what is there."
     with (open(source, "rb") if isinstance(source, str) else contextlib.nullcontext(source)) as f:
         f.seek(0); declared = declared_wav_frames(f)
     return declared is not None and decoded_frames < 0.99 * declared
 
+# %% ../nbs/12_prep.ipynb #c1f0183f
 def decode_audio(audio: dict,               # {"path": str | None, "bytes": bytes | None}
                  sampling_rate: int = 16000,  # target rate
                  max_seconds: float | None = None,  # longer clips (by their header) are dropped before any decoding
@@ -89,6 +91,7 @@ def decode_audio(audio: dict,               # {"path": str | None, "bytes": byte
     if np.abs(x).max() < SILENCE_PEAK: return None, fixes, "silent"
     return x, fixes, None
 
+# %% ../nbs/12_prep.ipynb #02cd1263
 def normalize(x: np.ndarray) -> np.ndarray:
     "Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) does."
     return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
@@ -121,12 +124,14 @@ def _prepare_row(raw, audio, rules: CleaningRules, sampling_rate: int, min_durat
     if unknown_characters(raw, rules): fixes.append("unknown_characters_deleted")
     return text, normalize(x), fixes, None
 
+# %% ../nbs/12_prep.ipynb #52f114f5
 _pools = {}
 def _pool(threads: int) -> ThreadPoolExecutor:
     "A shared thread pool: libsndfile and soxr release the GIL, so threads decode in parallel without processes."
     if threads not in _pools: _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="prep")
     return _pools[threads]
 
+# %% ../nbs/12_prep.ipynb #4321078b
 def _prepare_batch(batch: dict, rules: CleaningRules, sampling_rate: int, min_duration: float,
                    max_duration: float, min_text_length: int, threads: int = 1) -> dict:
     args = (rules, sampling_rate, min_duration, max_duration, min_text_length)
@@ -188,12 +193,14 @@ def corpus_fingerprint(corpus: Dataset) -> str:
                 except OSError: h.update(f"{a['path']}|missing".encode())
     return h.hexdigest()[:16]
 
+# %% ../nbs/12_prep.ipynb #fad09112
 def _alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True
     return True
 
+# %% ../nbs/12_prep.ipynb #8b14b8d9
 def remove_orphans(folder, max_age_seconds: float = 24 * 3600) -> list[Path]:
     "Delete `*.tmp<pid>` folders a killed preparation left: their process is gone, or they are older than a day."
     removed = []
@@ -203,6 +210,7 @@ def remove_orphans(folder, max_age_seconds: float = 24 * 3600) -> list[Path]:
         if stale or (pid.isdigit() and not _alive(int(pid))): shutil.rmtree(p, ignore_errors=True); removed.append(p)
     return removed
 
+# %% ../nbs/12_prep.ipynb #2f27a6e3
 def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Dataset:
     "Every row of `corpus` prepared (`PREPARED_FEATURES`, `drop_reason` empty when kept), on all cores. Not cached."
     # one process, a thread per core: measured here, 2 threads decode MP3 1.5x and WAV 1.75x faster than one,
@@ -215,6 +223,7 @@ def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Da
                                      min_duration=cfg.min_duration_in_seconds, max_duration=cfg.max_duration_in_seconds,
                                      min_text_length=cfg.min_text_length, threads=threads))
 
+# %% ../nbs/12_prep.ipynb #cb1af3f4
 def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
     "Prepare one source split: (kept rows, report section). Cached; see above."
     corpus, problems = load_corpus_split(cfg, split)

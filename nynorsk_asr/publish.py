@@ -49,6 +49,7 @@ def is_pickle(path) -> bool:
         except zipfile.BadZipFile: return False
     return False
 
+# %% ../nbs/18_publish.ipynb #b887b985
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _is_text(data: bytes, whole: bool = True) -> bool:
@@ -58,6 +59,7 @@ def _is_text(data: bytes, whole: bool = True) -> bool:
     except UnicodeDecodeError: return False
     return b"\x00" not in data
 
+# %% ../nbs/18_publish.ipynb #b7c15e98
 def content_problem(path: Path, rel: str) -> str | None:
     "Why the file's bytes are not what its name promises (None: they are). An allowed name is never enough."
     suffix = path.suffix.lower()
@@ -79,6 +81,7 @@ def content_problem(path: Path, rel: str) -> str | None:
         return None
     return "no check of its bytes is known"
 
+# %% ../nbs/18_publish.ipynb #840d2ce9
 def select_files(run_dir) -> tuple[list[str], dict[str, str]]:
     "The run's files to publish (relative paths, sorted) and every other file with the reason it stays."
     run = Path(run_dir)
@@ -127,9 +130,11 @@ def private_values(run_dir, env=None) -> dict[str, str]:
     if token: found.setdefault(token, "Hugging Face token")
     return found
 
+# %% ../nbs/18_publish.ipynb #490e833f
 def _mask(value: str, what: str) -> str:
     return value if what.startswith(("path", "home", "working", "local", "e-mail")) else value[:3] + "…"
 
+# %% ../nbs/18_publish.ipynb #bfabf26d
 def _scan_text(path: Path, rel: str, values: dict) -> list[dict]:
     "Hits line by line: the literal values first, then the shapes where no literal hit already covers the text."
     hits = []
@@ -145,6 +150,7 @@ def _scan_text(path: Path, rel: str, values: dict) -> list[dict]:
                         spans.append(m.span()); hits.append({"file": rel, "line": n, "what": what, "found": _mask(m[0], what)})
     return hits
 
+# %% ../nbs/18_publish.ipynb #08797146
 HF_TOKEN_BYTES = re.compile(rb"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])")
 
 def _scan_binary(path: Path, rel: str, values: dict, block: int = 1 << 24) -> list[dict]:
@@ -167,6 +173,7 @@ def _scan_binary(path: Path, rel: str, values: dict, block: int = 1 << 24) -> li
             offset += len(chunk)
     return hits
 
+# %% ../nbs/18_publish.ipynb #a8a00ca3
 def privacy_scan(folder, files: list[str], values: dict[str, str]) -> list[dict]:
     "Every hit of a private value (or of a local path, token or e-mail shape in text) in `files` under `folder`."
     hits = []
@@ -175,6 +182,7 @@ def privacy_scan(folder, files: list[str], values: dict[str, str]) -> list[dict]
         hits += _scan_text(p, rel, values) if p.suffix in TEXT_SUFFIXES else _scan_binary(p, rel, values)
     return hits
 
+# %% ../nbs/18_publish.ipynb #28ad4db8
 def format_hit(h: dict) -> str:
     where = f"line {h['line']}" if "line" in h else f"byte {h['byte']}"
     return f"{h['file']}:{where}: {h['what']} ({h['found']})"
@@ -232,11 +240,13 @@ def check_repo_id(repo_id: str) -> str:
     except HFValidationError as e: raise ConfigError(f"--repo_id {repo_id!r}: {e}") from None
     return repo_id
 
+# %% ../nbs/18_publish.ipynb #1934a6cf
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB": return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
 
+# %% ../nbs/18_publish.ipynb #eda1f86d
 def push_run(run_dir, repo_id: str, private: bool = True, revision: str | None = None, commit_message: str | None = None,
              dry_run: bool = False, override_privacy_scan: bool = False, api=None, env=None, log=print,
              keep_card: bool = False) -> dict:
@@ -247,6 +257,7 @@ def push_run(run_dir, repo_id: str, private: bool = True, revision: str | None =
     with run_lock(run, "nynorsk-asr push"):               # not while a training or evaluation changes what is sent
         return _push(run, repo_id, private, revision, commit_message, dry_run, override_privacy_scan, api, env, log, keep_card)
 
+# %% ../nbs/18_publish.ipynb #8b228740
 def _push(run: Path, repo_id, private, revision, commit_message, dry_run, override_privacy_scan, api, env, log, keep_card) -> dict:
     check_model_files(run)                                # a trained model, whole: the message `evaluate` gives
     if RunDir(run).lm.is_dir(): check_lm_files(run)       # an LM that loads, or none
@@ -279,6 +290,7 @@ def _push(run: Path, repo_id, private, revision, commit_message, dry_run, overri
         return summary
     finally: shutil.rmtree(staging, ignore_errors=True)
 
+# %% ../nbs/18_publish.ipynb #f66d0c7e
 def _upload(folder: Path, files: list[str], repo_id: str, private: bool, revision, message: str, api=None) -> str:
     if api is None:
         token = get_token()
@@ -305,6 +317,7 @@ def _upload(folder: Path, files: list[str], repo_id: str, private: bool, revisio
                 "nothing from this push was committed (the upload is one commit)")
         raise PushFailedError(f"push to {repo_id} failed: {type(e).__name__}: {cause}; {left}") from e
 
+# %% ../nbs/18_publish.ipynb #ad725788
 def glob_escape(path: str) -> str:
     "`path` as an fnmatch pattern matching only itself."
     return re.sub(r"([*?\[])", r"[\1]", path)

@@ -50,6 +50,7 @@ def frame_energy_db(x: np.ndarray, hop: int = 320) -> np.ndarray:
     n = len(x) // hop
     return 10 * np.log10(np.square(x[:n * hop].reshape(n, hop), dtype=np.float64).mean(1) + 1e-12)
 
+# %% ../nbs/19_stream.ipynb #fe54e5cf
 # (before, after) seconds of the quiet around a region's speech, tried in turn for a region within one window;
 # the first is the one used for longer regions
 REGION_PADS = ((0.05, 0.25), (0.1, 0.4), (0.02, 0.1), (0.15, 0.3), (0.05, 0.5))
@@ -61,6 +62,7 @@ class Region:
     speech_start: int    # first and last-plus-one sample judged speech
     speech_end: int
 
+# %% ../nbs/19_stream.ipynb #7c49d75c
 class SpeechRegions:
     "Cut a stream of audio into stretches of speech: `feed` it block by block, then `flush`; each region keeps up to `lead_s` before and `trail_s` after its speech."
     def __init__(self, hop: int = 320, threshold_db: float = 15.0, min_silence_s: float = 0.3, lead_s: float = 0.05,
@@ -148,6 +150,7 @@ def chunk_geometry(chunk_length_s: float, stride_length_s: float, hop: int = 320
                           f"and at least one frame ({hop / rate} s): each window keeps its middle, between the two strides")
     return window, stride, stride
 
+# %% ../nbs/19_stream.ipynb #3938fbb4
 def transcribe_settings(chunk_length_s: float = 20.0, stride_length_s: float = 4.0, batch_size: int = 4,
                         pad_variants: int = 5, vad: str = "energy", hop: int = 320) -> None:
     "Check the transcription settings before any work; `ConfigError` naming the bad one and what is valid."
@@ -157,6 +160,7 @@ def transcribe_settings(chunk_length_s: float = 20.0, stride_length_s: float = 4
             raise ConfigError(f"{name}={v!r}: must be a whole number from 1" + (f" to {top}" if top else " up"))
     if vad not in ("energy", "none"): raise ConfigError(f"vad={vad!r}: use 'energy' (speech regions first) or 'none'")
 
+# %% ../nbs/19_stream.ipynb #e4053f4f
 @dataclass
 class Chunk:
     start: int          # first sample of the window in the stream
@@ -165,6 +169,7 @@ class Chunk:
     right: int          # samples at the end that the next window covers better
     last: bool
 
+# %% ../nbs/19_stream.ipynb #ae82f87a
 def chunks(blocks, window: int, left: int, right: int) -> Iterator[Chunk]:
     "Overlapping windows of the stream of `blocks`: step `window - left - right`, the first without a left stride, the last without a right one."
     step = window - left - right

@@ -121,6 +121,7 @@ SPLITS = ("train", "validation", "test")
 def _espeak_version() -> str:
     return subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip()
 
+# %% ../nbs/10_synth.ipynb #abaff01a
 def corpus_plan(sizes: dict, seed: int, voice: str = "nb") -> list[dict]:
     "Every utterance to synthesize: id, split, speaker, text and espeak-ng settings (no audio yet)."
     sentences = synthetic_sentences(sum(sizes[s] for s in SPLITS), seed)
@@ -133,6 +134,7 @@ def corpus_plan(sizes: dict, seed: int, voice: str = "nb") -> list[dict]:
         start += sizes[split]
     return plan
 
+# %% ../nbs/10_synth.ipynb #d339f428
 def make_synthetic_corpus(sizes: dict,              # utterances per split: {"train": 2000, "validation": 100, "test": 200}
                           seed: int = 42,
                           cache_dir=None,           # cache root (default: ~/.cache/nynorsk_asr)

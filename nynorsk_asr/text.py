@@ -41,16 +41,19 @@ def _fold_accents(text: str) -> str:
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", text.replace("\0", "å").replace("\1", "Å"))
 
+# %% ../nbs/04_text.ipynb #7e3df89b
 def _expand(text: str, rules: CleaningRules) -> str:
     "The rules that rewrite before the digit test: lowercase, hesitation tokens."
     if rules.lowercase: text = text.lower()
     if rules.expand_hesitations: text = _hesitation.sub(lambda m: HESITATIONS[m.group(0).lower()], text)
     return text
 
+# %% ../nbs/04_text.ipynb #b862d402
 def _outside_alphabet(rules: CleaningRules) -> re.Pattern:
     "Characters that `strip_other_chars` deletes: anything but the letters of the alphabet and white space."
     return re.compile(r"[^a-zæøå\s]" if rules.lowercase else r"[^a-zæøåA-ZÆØÅ\s]")
 
+# %% ../nbs/04_text.ipynb #14d37446
 def clean_with_reason(text: str,                     # raw transcript, e.g. NPSC's `text` field
                       rules: CleaningRules | None = None,  # which rules to apply (default: all)
                      ) -> tuple[str | None, str | None]:   # (cleaned text, None) or (None, drop reason)
@@ -66,6 +69,7 @@ def clean_with_reason(text: str,                     # raw transcript, e.g. NPSC
     if not text: return None, "empty_after_cleaning"
     return text, None
 
+# %% ../nbs/04_text.ipynb #d875d91d
 def clean_transcript(text: str,                     # raw transcript, e.g. NPSC's `text` field
                      rules: CleaningRules | None = None,  # which rules to apply (default: all)
                     ) -> str | None:                # cleaned text, or None if the row must be dropped

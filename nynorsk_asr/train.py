@@ -221,6 +221,7 @@ class CTCTrainer(Trainer):
 def _log(msg: str):
     if int(os.environ.get("RANK", "0")) == 0: print(msg, flush=True)
 
+# %% ../nbs/14_train.ipynb #1f84ad55
 TRAIN_COLUMNS = ["input_values", "labels", "input_length"]
 
 def training_sets(data, processor) -> tuple:
@@ -229,6 +230,7 @@ def training_sets(data, processor) -> tuple:
     eval_ds = add_labels(data["eval"], processor).with_format("numpy", columns=TRAIN_COLUMNS)
     return train_ds, eval_ds
 
+# %% ../nbs/14_train.ipynb #c82e9b5b
 INVOCATIONS = "invocations.json"  # in each checkpoint: the invocations that led to it
 
 class Invocation(TrainerCallback):
@@ -255,6 +257,7 @@ class Invocation(TrainerCallback):
         if state.is_world_process_zero and folder.is_dir():
             write_json(folder/INVOCATIONS, self.earlier + [self.summary(args, state, False)])
 
+# %% ../nbs/14_train.ipynb #42d8b9f2
 def earlier_invocations(resume: Path | None) -> list:
     "The invocations recorded in the checkpoint a run resumes from (none when it starts afresh)."
     return json.loads((resume/INVOCATIONS).read_text()) if resume and (resume/INVOCATIONS).is_file() else []

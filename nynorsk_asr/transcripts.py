@@ -24,6 +24,7 @@ class Word:
     end: float
     confidence: float  # mean probability of the best symbol over the word's frames
 
+# %% ../nbs/20_transcripts.ipynb #9fc9c829
 def greedy_words(lp: np.ndarray, tokens: list[str], blank: int, delimiter: int, offset: int = 0, frame_s: float = 0.02,
                  offset_s: float = 0.0) -> list[Word]:
     "The greedy CTC words of one segment's log-probabilities (frames x symbols), timed from frame `offset` after `offset_s`."
@@ -46,6 +47,7 @@ def greedy_words(lp: np.ndarray, tokens: list[str], blank: int, delimiter: int, 
     close()
     return words
 
+# %% ../nbs/20_transcripts.ipynb #ee9bb5ad
 def lm_words(decoder, lp: np.ndarray, beam_width: int = 50, offset: int = 0, frame_s: float = 0.02, offset_s: float = 0.0,
              beam=None) -> list[Word]:
     "The best beam's words of one segment (`beam` when it is known already), with pyctcdecode's word frames, timed from frame `offset` after `offset_s`."
@@ -101,11 +103,13 @@ def printable(name: str) -> str:
     "A file name as text that can be written anywhere (bytes that are not UTF-8 shown as U+FFFD)."
     return os.fsencode(name).decode("utf-8", "replace")
 
+# %% ../nbs/20_transcripts.ipynb #bcf17fda
 def is_regular_file(p) -> bool:
     "A regular file (a link to one counts): never a FIFO, socket or device, whose reads may block for ever."
     try: return stat.S_ISREG(os.stat(p).st_mode)
     except OSError: return False
 
+# %% ../nbs/20_transcripts.ipynb #5d07f00b
 def audio_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
     "(audio files, problems) from files, folders (searched recursively) and glob patterns; only regular files are taken."
     files, problems = [], []
@@ -127,6 +131,7 @@ def audio_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
         if f.resolve() not in seen: seen.add(f.resolve()); unique.append(f)
     return unique, problems
 
+# %% ../nbs/20_transcripts.ipynb #e7191f5d
 def output_names(files: list[Path]) -> list[str]:
     "Each file's output name, unique among them: its stem, with `-2`, `-3`, ... where the stem (or a name made so) is taken."
     taken, out = {f.stem for f in files}, []  # a repeat never takes the name another input has as its own
@@ -137,6 +142,7 @@ def output_names(files: list[Path]) -> list[str]:
         used.add(name); out.append(name)
     return out
 
+# %% ../nbs/20_transcripts.ipynb #3b08974f
 RUN_FOLDERS = (RunDir.EVAL, RunDir.PLOTS, RunDir.LM)  # a run's own folders (with the run directory itself and its checkpoints)
 
 def check_output_dir(out_dir, run_dir) -> Path:
@@ -148,6 +154,7 @@ def check_output_dir(out_dir, run_dir) -> Path:
                           f"{run}, whose files a transcript must never replace; choose another folder (e.g. transcripts/)")
     return check_writable(out_dir, "the output folder", "--output_dir")
 
+# %% ../nbs/20_transcripts.ipynb #aa5d357c
 FORMATS = ("txt", "json", "srt", "vtt")
 
 def write_outputs(result: dict, out_dir, name: str, formats=FORMATS) -> list[Path]:
