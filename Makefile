@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check clean
+.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,11 +76,18 @@ readme:
 readme-check:
 	@$(PYTHON) .ci/render_readme.py --check
 
+# RESULTS.md is generated from bench/results.jsonl (nynorsk_asr.bench.results_page)
+results: install
+	$(BIN)/python .ci/render_results.py
+
+results-check: install
+	@$(BIN)/python .ci/render_results.py --check
+
 lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # the tests in two tiers (tests/conftest.py): the fast one first (no training, no browser), then the slow one
-test: install espeak browser kenlm sync-check readme-check lint-workflows
+test: install espeak browser kenlm sync-check readme-check results-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
 	$(BIN)/python -m pytest -q -m "not slow" tests
 	$(BIN)/python -m pytest -q -m slow tests

@@ -12,7 +12,8 @@ from .provenance import git_provenance, hardware_name, library_versions
 
 # %% auto #0
 __all__ = ['machine_info', 'peak_rss', 'Measured', 'run_measured', 'bench_result', 'save_results', 'busy_cpus',
-           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result']
+           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command',
+           'results_page']
 
 # %% ../nbs/23_bench.ipynb #9b65bf36
 def machine_info() -> dict:
@@ -108,3 +109,38 @@ def format_result(r: dict) -> str:
     short = lambda v: f"<{len(v)} runs>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
     extra = ", ".join(f"{k}={short(v)}" for k, v in r.items() if k not in skip)
     return f"{r['bench']:>14} {r['unit']}: ours {r['ours']:,} vs baseline {r['baseline']:,} -> {r['ratio']}x  ({extra})"
+
+# %% ../nbs/23_bench.ipynb #cda9a9f3
+def reproduce_command(r: dict) -> str:
+    "The `nynorsk-asr bench` command that measures result line `r` again, from the parameters it records."
+    kind = r["bench"].split("-")[0]
+    if kind == "prep": args = [f"--n_clips {2 * r['clips']}" if "clips" in r else "", f"--workers {r['workers']}" if "workers" in r else ""]
+    elif kind == "train": args = [f"--arch {r.get('arch', 'demo')}", f"--steps {r['steps_timed'] + 2}" if "steps_timed" in r else "",
+                                  f"--batch_size {r['batch_size']}" if "batch_size" in r else ""]
+    elif kind == "infer": args = [f"--arch {r.get('arch', 'demo')}", f"--n_clips {r['clips']}" if "clips" in r else "",
+                                  f"--batch_size {r['batch_size']}" if "batch_size" in r else ""]
+    elif kind == "transcribe": args = [f"--run runs/{r['run']}" if "run" in r else "",
+                                       f"--minutes {r['minutes_short']:g},{r['minutes_long']:g}" if "minutes_short" in r else ""]
+    elif kind == "accuracy": args = [f"--seeds {','.join(map(str, r['seeds']))}" if "seeds" in r else "", f"--steps {r['steps']}" if "steps" in r else "",
+                                     f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
+    else: args = []
+    return " ".join(["nynorsk-asr bench", kind, *filter(None, args)])
+
+# %% ../nbs/23_bench.ipynb #77638666
+def _cell(x) -> str: return "" if x is None else f"{x:,}" if isinstance(x, (int, float)) else str(x)
+
+def results_page(rows: list[dict]) -> str:
+    "RESULTS.md: the latest line of each benchmark figure on each machine, as a table, in the order first measured."
+    latest = {}
+    for r in rows: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r  # later lines replace earlier ones
+    lines = ["<!-- Generated from bench/results.jsonl by `make results`: run a bench with --results bench/results.jsonl, not an edit. -->",
+             "", "# Results of record", "",
+             f"Every figure below is the latest of {len(rows)} lines in `bench/results.jsonl`: ours and the baseline measured in the same",
+             "run, their ratio (ours / baseline), the machine, the commit and the command that measures it again "
+             "(`23_bench` to `29_bench_accuracy` say what each compares).", "",
+             "| bench | figure | ours | baseline | ratio | machine | commit | date | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in latest.values():
+        lines.append("| " + " | ".join([r["bench"], r["unit"].replace("_", " "), _cell(r["ours"]), _cell(r["baseline"]), _cell(r["ratio"]) + "x",
+                                         r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`", r["timestamp"][:10],
+                                         f"`{reproduce_command(r)}`"]) + " |")
+    return "\n".join(lines) + "\n"
