@@ -22,8 +22,10 @@ _held: dict[str, list] = {}  # lock path -> [FileLock, depth]: a process may nes
 def run_lock(output_dir, what: str = "nynorsk-asr"):
     "Hold `<output_dir>/.lock` while the block runs; `RunLockedError` naming the holder if another process has it."
     out = Path(output_dir)
+    # prepare and train choose their folder; the other commands work on a run that exists, which can be copied
+    flag = "--output_dir" if what.endswith(("prepare", "train")) else "folder (a copy of the run)"
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise not_writable(out, e) from None
+    except OSError as e: raise not_writable(out, e, flag=flag) from None
     path = str(RunDir(out).lock.resolve())
     if path in _held:
         _held[path][1] += 1
@@ -37,7 +39,7 @@ def run_lock(output_dir, what: str = "nynorsk-asr"):
         holder = json.loads(info.read_text()) if info.is_file() else {}
         raise RunLockedError(f"{out} is in use by process {holder.get('pid', '?')} ({holder.get('what', 'unknown')}, "
                              f"started {holder.get('started', '?')}): wait for it to finish, or stop it") from None
-    except OSError as e: raise not_writable(out, e) from None
+    except OSError as e: raise not_writable(out, e, flag=flag) from None
     _held[path] = [lock, 1]
     try:
         write_atomic(info, json.dumps({"pid": os.getpid(), "what": what, "started": time.strftime("%Y-%m-%d %H:%M:%S")}))

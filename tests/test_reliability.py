@@ -436,7 +436,7 @@ def test_write_failures_are_exit_5_before_the_work_and_leave_nothing(with_lm, tm
         subprocess.run(["mount", "-o", "remount,ro", str(ro_run)], check=True)
         for cmd in (("evaluate", ro_run / "run"), ("card", ro_run / "run")):
             code, out, err = run_main(capsys, *cmd)
-            one_line_error(err, 5, str(ro_run / "run")); assert code == 5, cmd
+            one_line_error(err, 5, str(ro_run / "run"), "a copy of the run"); assert code == 5, cmd
     finally:
         for m in (ro, full, ro_run): subprocess.run(["umount", str(m)], capture_output=True)
 
