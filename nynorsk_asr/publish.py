@@ -19,21 +19,20 @@ from .model import check_model_files, check_safetensors
 from .rundir import public_dataset_name, run_lock
 
 # %% auto #0
-__all__ = ['R', 'PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
+__all__ = ['PUBLISH', 'KEPT_BACK', 'PICKLE_NAMES', 'PNG_MAGIC', 'SECRET_NAME', 'LOCAL_PATH', 'HF_TOKEN_SHAPE', 'EMAIL',
            'TEXT_SUFFIXES', 'HF_TOKEN_BYTES', 'is_pickle', 'content_problem', 'select_files', 'private_values',
            'privacy_scan', 'format_hit', 'public_config', 'stage', 'fresh_card', 'check_repo_id', 'push_run',
            'glob_escape']
 
 # %% ../nbs/18_publish.ipynb #c798ba12
-R = RunDir
-PUBLISH = [R.WEIGHTS, "model-*-of-*.safetensors", "model.safetensors.index.json", R.MODEL_CONFIG, R.PREPROCESSOR_CONFIG,
-           R.PROCESSOR_CONFIG, R.TOKENIZER_CONFIG, R.VOCAB, R.SPECIAL_TOKENS, "added_tokens.json", R.CARD, f"{R.PLOTS}/*.png",
-           f"{R.PLOTS}/*.svg", f"{R.EVAL}/*.json", R.CONFIG, R.TRAIN_RECORD, R.TRAINER_STATE, R.PREP_REPORT, R.LM_REPORT,
-           R.ALPHABET, f"{R.LM}/{R.LM_ATTRS}", f"{R.LM}/unigrams.txt", f"{R.LM}/*gram.bin", f"{R.LM}/*gram.arpa"]
+PUBLISH = [RunDir.WEIGHTS, "model-*-of-*.safetensors", "model.safetensors.index.json", RunDir.MODEL_CONFIG, RunDir.PREPROCESSOR_CONFIG,
+           RunDir.PROCESSOR_CONFIG, RunDir.TOKENIZER_CONFIG, RunDir.VOCAB, RunDir.SPECIAL_TOKENS, "added_tokens.json", RunDir.CARD, f"{RunDir.PLOTS}/*.png",
+           f"{RunDir.PLOTS}/*.svg", f"{RunDir.EVAL}/*.json", RunDir.CONFIG, RunDir.TRAIN_RECORD, RunDir.TRAINER_STATE, RunDir.PREP_REPORT, RunDir.LM_REPORT,
+           RunDir.ALPHABET, f"{RunDir.LM}/{RunDir.LM_ATTRS}", f"{RunDir.LM}/unigrams.txt", f"{RunDir.LM}/*gram.bin", f"{RunDir.LM}/*gram.arpa"]
 
-KEPT_BACK = [(f"{R.CHECKPOINT}*/*", "checkpoint (optimizer, scheduler and RNG state)"),
+KEPT_BACK = [(f"{RunDir.CHECKPOINT}*/*", "checkpoint (optimizer, scheduler and RNG state)"),
              ("incomplete-checkpoint-*/*", "checkpoint (optimizer, scheduler and RNG state)"),
-             (".lock*", "lock"), ("*.lock", "lock"), (R.CARD_RECORD, "record of the generated card"),
+             (".lock*", "lock"), ("*.lock", "lock"), (RunDir.CARD_RECORD, "record of the generated card"),
              ("*.tmp*", "temporary"), (".*", "temporary"), ("*/.*", "temporary"),
              ("*.ipynb", "executed notebook (may hold local paths)")]
 PICKLE_NAMES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt"]  # outside the allow list: kept back as pickles by their name
