@@ -33,19 +33,23 @@ def render(nb_path: Path) -> str:
     return NOTICE + "\n".join(parts)
 
 
-def main(argv):
-    text = render(ROOT/"nbs"/"index.ipynb")
-    readme = ROOT/"README.md"
-    if "--check" in argv:
-        if readme.read_text(encoding="utf-8") != text:
-            print("README.md differs from what nbs/index.ipynb renders: edit the notebook, then run `make readme`",
-                  file=sys.stderr)
+def write_or_check(path: Path, text: str, check: bool, source: str, fix: str) -> int:
+    "Write `text` to `path`, or with `check` exit status 1 when `path` differs from it (a generated file gone stale)."
+    name = path.relative_to(ROOT)
+    if check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            print(f"{name} differs from what {source} renders: {fix}", file=sys.stderr)
             return 1
-        print("README.md matches nbs/index.ipynb")
+        print(f"{name} matches {source}")
         return 0
-    readme.write_text(text, encoding="utf-8")
-    print(f"wrote {readme.relative_to(ROOT)}")
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {name}")
     return 0
+
+
+def main(argv):
+    return write_or_check(ROOT/"README.md", render(ROOT/"nbs"/"index.ipynb"), "--check" in argv, "nbs/index.ipynb",
+                          "edit the notebook, then run `make readme`")
 
 
 if __name__ == "__main__":

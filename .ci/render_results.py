@@ -5,23 +5,13 @@
 """
 import json, sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from render_readme import ROOT, write_or_check
 
 
 def main(argv):
     from nynorsk_asr.bench import results_page
     rows = [json.loads(l) for l in (ROOT/"bench"/"results.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
-    text, page = results_page(rows), ROOT/"RESULTS.md"
-    if "--check" in argv:
-        if not page.is_file() or page.read_text(encoding="utf-8") != text:
-            print("RESULTS.md differs from what bench/results.jsonl renders: run `make results`", file=sys.stderr)
-            return 1
-        print("RESULTS.md matches bench/results.jsonl")
-        return 0
-    page.write_text(text, encoding="utf-8")
-    print(f"wrote {page.relative_to(ROOT)} ({len(rows)} result lines)")
-    return 0
+    return write_or_check(ROOT/"RESULTS.md", results_page(rows), "--check" in argv, "bench/results.jsonl", "run `make results`")
 
 
 if __name__ == "__main__":

@@ -136,8 +136,12 @@ def lm_binary(run_dir) -> Path:
     return found[0]
 
 # %% ../nbs/15_lm.ipynb #82fc82b8
-def check_lm_files(run_dir) -> Path:
-    "The run's KenLM model after checking that `attrs.json` is JSON and the model loads whole; else `DamagedRunError`."
+def _not_loading(binary: Path, e: Exception, rebuild: str) -> DamagedRunError:
+    why = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+    return DamagedRunError(f"{binary} does not load ({why}): {rebuild}")
+
+def check_lm_files(run_dir, load: bool = True) -> Path:
+    "The run's KenLM model after checking that `attrs.json` is JSON, the binary begins as KenLM's and (`load`) loads whole; else `DamagedRunError`."
     run_dir = Path(run_dir)
     rebuild = f"rebuild the language model with `nynorsk-asr lm {run_dir}`"
     try: json.loads(RunDir(run_dir).lm_attrs.read_text(encoding="utf-8"))
@@ -147,10 +151,10 @@ def check_lm_files(run_dir) -> Path:
     with open(binary, "rb") as f: head = f.read(len(KENLM_MAGIC))
     if binary.suffix == ".bin" and head != KENLM_MAGIC:
         raise DamagedRunError(f"{binary} is not a KenLM binary (it does not begin as one): {rebuild}")
-    import kenlm
-    try: kenlm.Model(str(binary))  # KenLM compares the file's size with what its header promises
-    except (OSError, RuntimeError, ValueError) as e:
-        raise DamagedRunError(f"{binary} does not load ({str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__}): {rebuild}") from None
+    if load:
+        import kenlm
+        try: kenlm.Model(str(binary))  # KenLM compares the file's size with what its header promises
+        except (OSError, RuntimeError, ValueError) as e: raise _not_loading(binary, e, rebuild) from None
     return binary
 
 # %% ../nbs/15_lm.ipynb #e3afa924
@@ -167,9 +171,10 @@ def load_decoder(run_dir, processor):
     if not RunDir(run_dir).lm_attrs.is_file():
         raise FileNotFoundError(f"{run_dir} has no language model ({RunDir.LM}/ is missing): build it with `nynorsk-asr lm {run_dir}`")
     check_alphabet(run_dir, processor)
-    check_lm_files(run_dir)
+    binary = check_lm_files(run_dir, load=False)  # the decoder's own load is the whole check: an LM is loaded once
     from pyctcdecode import BeamSearchDecoderCTC
-    return BeamSearchDecoderCTC.load_from_dir(str(run_dir))
+    try: return BeamSearchDecoderCTC.load_from_dir(str(run_dir))
+    except (OSError, RuntimeError, ValueError) as e: raise _not_loading(binary, e, f"rebuild the language model with `nynorsk-asr lm {run_dir}`") from None
 
 # %% ../nbs/15_lm.ipynb #ce3588e7
 def lm_texts(decoder, log_probs: list, beam_width: int = 50, pool=None) -> list[str]:
