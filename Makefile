@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check clean
+.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check record docs clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,9 +76,14 @@ readme:
 readme-check:
 	@$(PYTHON) .ci/render_readme.py --check
 
-# RESULTS.md is generated from bench/results.jsonl (nynorsk_asr.bench.results_page)
+# the results of record (nbs/30_results.ipynb): RESULTS.md, bench/demo.png, the demo summary in nbs/index.ipynb and
+# README.md, generated from bench/results.jsonl, bench/runs.jsonl and bench/bands.yaml
 results: install
 	$(BIN)/python .ci/render_results.py
+
+# the demo run's figures added to bench/runs.jsonl, then checked against the demo preset's band (exit 9 outside it)
+record: install
+	$(BIN)/nynorsk-asr record $(DEMO_DIR) --results bench/runs.jsonl --bands bench/bands.yaml
 
 results-check: install
 	@$(BIN)/python .ci/render_results.py --check

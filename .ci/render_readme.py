@@ -3,7 +3,8 @@
 
 nbdev_readme would do it through Quarto, which cannot be installed offline; this renders the same
 content without it: markdown cells as they are, code cells as fenced Python followed by their saved
-text outputs, cells marked `#| hide` left out.
+outputs (markdown outputs as markdown, text fenced), cells marked `#| hide` left out and those marked
+`#| echo: false` shown by their outputs alone.
   python .ci/render_readme.py           write README.md
   python .ci/render_readme.py --check   exit 1 when README.md differs from what index.ipynb renders
 """
@@ -11,7 +12,7 @@ import json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTICE = "<!-- Rendered from nbs/index.ipynb by `make readme`: edit the notebook, not this file. -->\n\n"
+NOTICE = "<!-- Rendered from nbs/index.ipynb by `make readme` (and `make results`): edit the notebook, not this file. -->\n\n"
 
 
 def output_text(out: dict) -> str:
@@ -25,11 +26,12 @@ def render(nb_path: Path) -> str:
     for cell in json.loads(nb_path.read_text(encoding="utf-8"))["cells"]:
         src = "".join(cell["source"]).strip("\n")
         if not src or src.startswith("#| hide") or src.startswith("#|hide"): continue
-        if cell["cell_type"] == "markdown": parts.append(src + "\n")
+        if cell["cell_type"] == "markdown": parts.append(src.replace("](../", "](") + "\n")  # links from nbs/ to the root's
         elif cell["cell_type"] == "code":
-            parts.append(f"```python\n{src}\n```\n")
-            text = "".join(output_text(o) for o in cell.get("outputs", [])).rstrip("\n")
-            if text: parts.append(f"```\n{text}\n```\n")
+            if not src.startswith("#| echo: false"): parts.append(f"```python\n{src}\n```\n")
+            for out in cell.get("outputs", []):
+                if "text/markdown" in out.get("data", {}): parts.append("".join(out["data"]["text/markdown"]).strip("\n") + "\n")
+                elif text := output_text(out).rstrip("\n"): parts.append(f"```\n{text}\n```\n")
     return NOTICE + "\n".join(parts)
 
 

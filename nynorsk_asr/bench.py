@@ -12,8 +12,7 @@ from .provenance import git_provenance, hardware_name, library_versions
 
 # %% auto #0
 __all__ = ['machine_info', 'peak_rss', 'Measured', 'run_measured', 'bench_result', 'save_results', 'busy_cpus',
-           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command',
-           'results_page']
+           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command']
 
 # %% ../nbs/23_bench.ipynb #9b65bf36
 def machine_info() -> dict:
@@ -125,22 +124,3 @@ def reproduce_command(r: dict) -> str:
                                      f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
     else: args = []
     return " ".join(["nynorsk-asr bench", kind, *filter(None, args)])
-
-# %% ../nbs/23_bench.ipynb #77638666
-def _cell(x) -> str: return "" if x is None else f"{x:,}" if isinstance(x, (int, float)) else str(x)
-
-def results_page(rows: list[dict]) -> str:
-    "RESULTS.md: the latest line of each benchmark figure on each machine, as a table, in the order first measured."
-    latest = {}
-    for r in rows: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r  # later lines replace earlier ones
-    lines = ["<!-- Generated from bench/results.jsonl by `make results`: run a bench with --results bench/results.jsonl, not an edit. -->",
-             "", "# Results of record", "",
-             f"Every figure below is the latest of {len(rows)} lines in `bench/results.jsonl`: ours and the baseline measured in the same",
-             "run, their ratio (ours / baseline), the machine, the commit and the command that measures it again "
-             "(`23_bench` to `29_bench_accuracy` say what each compares).", "",
-             "| bench | figure | ours | baseline | ratio | machine | commit | date | command |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in latest.values():
-        lines.append("| " + " | ".join([r["bench"], r["unit"].replace("_", " "), _cell(r["ours"]), _cell(r["baseline"]), _cell(r["ratio"]) + "x",
-                                         r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`", r["timestamp"][:10],
-                                         f"`{reproduce_command(r)}`"]) + " |")
-    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['NynorskAsrError', 'ConfigError', 'CardEditedError', 'DataUnavailableError', 'TranscriptionIncomplete', 'NotARunError',
            'RunNotTrainedError', 'DamagedRunError', 'StaleScoresError', 'NotWritableError', 'RunLockedError',
-           'HubUnreachableError', 'PushFailedError', 'PrivacyScanError', 'exit_status']
+           'HubUnreachableError', 'PushFailedError', 'PrivacyScanError', 'RecordError', 'OutOfBandError', 'exit_status']
 
 # %% ../nbs/00_errors.ipynb #1c32be70
 class NynorskAsrError(Exception):
@@ -64,9 +64,19 @@ class PushFailedError(NynorskAsrError, ConnectionError):
     "The Hub refused a push or could not be reached during it."
     exit_status = 7
 
+# %% ../nbs/00_errors.ipynb #c7fa2eb1
 class PrivacyScanError(NynorskAsrError, RuntimeError):
     "A file to be published holds a private value (a local path, a secret, an e-mail address)."
     exit_status = 8
+
+# %% ../nbs/00_errors.ipynb #52f99b66
+class RecordError(NynorskAsrError, ValueError):
+    "A results record (`bench/results.jsonl`, `bench/runs.jsonl`, `bench/bands.yaml`) that cannot be read as one."
+    exit_status = 9
+
+class OutOfBandError(NynorskAsrError, AssertionError):
+    "A run whose figures leave the tolerance band recorded for its preset: the recipe or its data changed what it gives."
+    exit_status = 9
 
 # %% ../nbs/00_errors.ipynb #65d538aa
 def exit_status(e: BaseException) -> int | None:
