@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check record docs clean
+.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check record docs outputs clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,17 @@ readme-check:
 results: install
 	$(BIN)/python .ci/render_results.py
 
+# the docs site (nbdev's convention, `_docs/`): nbdev's processing, then smalldocs offline (DOCS_RENDERER=--quarto
+# renders with Quarto instead, as the deploy workflow does); it never writes README.md
+DOCS_RENDERER ?=
+docs: install
+	$(BIN)/python .ci/docs.py $(DOCS_RENDERER)
+
+# run every notebook's examples and keep their outputs (figures, tables) for GitHub and the docs; fails on a stderr
+# box or a progress-bar widget in an output; then nbdev_clean
+outputs: install espeak kenlm
+	$(BIN)/python .ci/run_notebooks.py
+
 # the demo run's figures added to bench/runs.jsonl, then checked against the demo preset's band (exit 9 outside it)
 record: install
 	$(BIN)/nynorsk-asr record $(DEMO_DIR) --results bench/runs.jsonl --bands bench/bands.yaml
@@ -108,4 +119,4 @@ lab: install
 		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) nbs/index.ipynb
 
 clean:
-	rm -rf runs _proc .pytest_cache
+	rm -rf runs _proc _docs .pytest_cache

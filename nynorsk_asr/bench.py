@@ -6,13 +6,17 @@
 from __future__ import annotations
 import datetime, json, math, os, platform, subprocess, tempfile, threading, time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 import numpy as np, torch
+from .config import project_root
+from .errors import RecordError
 from .provenance import git_provenance, hardware_name, library_versions
 
 # %% auto #0
 __all__ = ['machine_info', 'peak_rss', 'Measured', 'run_measured', 'bench_result', 'save_results', 'busy_cpus',
-           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command']
+           'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command',
+           'read_jsonl', 'recorded', 'results_table']
 
 # %% ../nbs/23_bench.ipynb #9b65bf36
 def machine_info() -> dict:
@@ -124,3 +128,37 @@ def reproduce_command(r: dict) -> str:
                                      f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
     else: args = []
     return " ".join(["nynorsk-asr bench", kind, *filter(None, args)])
+
+# %% ../nbs/23_bench.ipynb #33c4c8af
+def read_jsonl(path) -> list[dict]:
+    "The JSON objects of a JSON-lines record, one per non-empty line ([] when there is no file); `RecordError` naming a bad line."
+    path = Path(path)
+    if not path.is_file(): return []
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip(): continue
+        try: row = json.loads(line)
+        except json.JSONDecodeError as e: raise RecordError(f"{path}, line {n}: not JSON ({e.msg}): fix or remove the line") from None
+        if not isinstance(row, dict): raise RecordError(f"{path}, line {n}: a {type(row).__name__}, not an object: fix or remove the line")
+        rows.append(row)
+    return rows
+
+# %% ../nbs/23_bench.ipynb #d4e2adcf
+def _cell(x) -> str: return "" if x is None else f"{x:,}" if isinstance(x, (int, float)) else str(x)
+
+def recorded(kind: str | None = None, path=None) -> list[dict]:
+    "The latest line of each figure per machine in the results record (`bench/results.jsonl`), of bench `kind` or all."
+    path = Path(path) if path else (project_root() or Path("."))/"bench"/"results.jsonl"
+    latest = {}
+    for r in read_jsonl(path):
+        if kind is None or r["bench"].split("-")[0] == kind: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r
+    return list(latest.values())
+
+def results_table(rows: list[dict]) -> str:
+    "Benchmark lines as a markdown table: ours, the baseline, the ratio, machine, commit, date and the command that measures it again."
+    out = ["| bench | figure | ours | baseline | ratio | machine | commit | date | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append("| " + " | ".join([r["bench"], r["unit"].replace("_", " "), _cell(r["ours"]), _cell(r["baseline"]), _cell(r["ratio"]) + "x",
+                                     r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`", r["timestamp"][:10],
+                                     f"`{reproduce_command(r)}`"]) + " |")
+    return "\n".join(out)

@@ -4,13 +4,13 @@
 
 # %% ../nbs/07_provenance.ipynb #71362d42
 from __future__ import annotations
-import os, platform, resource, subprocess, sys
+import functools, os, platform, resource, subprocess, sys
 from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['hardware_name', 'git_provenance', 'library_versions', 'peak_memory_mb']
+__all__ = ['hardware_name', 'git_provenance', 'library_versions', 'peak_memory_mb', 'quiet_progress']
 
 # %% ../nbs/07_provenance.ipynb #33ea2411
 def hardware_name() -> str:
@@ -54,3 +54,27 @@ def peak_memory_mb() -> dict:
     out = {"host_peak_rss_mb": round(rss, 1)}
     if torch.cuda.is_available(): out["gpu_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
     return out
+
+# %% ../nbs/07_provenance.ipynb #bb50b4f2
+def _quiet_init(init):
+    @functools.wraps(init)
+    def quiet(self, *args, **kwargs):
+        kwargs.setdefault("disable", True)  # a bar asked for explicitly (`disable=False`) still shows
+        init(self, *args, **kwargs)
+    quiet.quiet = True
+    return quiet
+
+def quiet_progress() -> None:
+    "Progress bars and advisory logs of transformers, datasets, huggingface_hub, pyctcdecode and tqdm off in this process."
+    import logging
+    import datasets, huggingface_hub, tqdm.std, transformers
+    transformers.utils.logging.set_verbosity_error(); transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars(); datasets.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
+    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    bars = [tqdm.std.tqdm]
+    try:
+        import tqdm.notebook; bars.append(tqdm.notebook.tqdm)
+    except ImportError: pass
+    for bar in bars:
+        if not getattr(bar.__init__, "quiet", False): bar.__init__ = _quiet_init(bar.__init__)

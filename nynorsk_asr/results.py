@@ -7,15 +7,15 @@ from __future__ import annotations
 import datetime, io, json, re
 from pathlib import Path
 import yaml
-from .bench import reproduce_command
+from .bench import _cell, read_jsonl, results_table
 from .card import read_run
 from .errors import OutOfBandError, RecordError
 from .layout import write_atomic
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'anchors_table', 'read_jsonl', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band',
-           'append_record', 'latest_run', 'run_summary', 'plot_run', 'record_digest', 'png_description', 'results_page',
-           'prose_figures', 'unrecorded_figures']
+__all__ = ['PUBLISHED', 'anchors_table', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band', 'append_record',
+           'latest_run', 'run_summary', 'plot_run', 'record_digest', 'png_description', 'results_page', 'prose_figures',
+           'unrecorded_figures']
 
 # %% ../nbs/30_results.ipynb #2620029a
 PUBLISHED = (  # NPSC test split (word and character error rate), from each model's card on the Hugging Face hub
@@ -30,28 +30,12 @@ PUBLISHED = (  # NPSC test split (word and character error rate), from each mode
 )
 
 # %% ../nbs/30_results.ipynb #013d9b9c
-def _cell(x) -> str: return "" if x is None else f"{x:,}" if isinstance(x, (int, float)) else str(x)
-
 def anchors_table(config: str | None = None) -> str:
     "The published anchors (all, or those on one NPSC config) as a markdown table."
     rows = [a for a in PUBLISHED if config in (None, a["config"])]
     head = ["| model | NPSC config | parameters | WER with LM | CER with LM | WER greedy | CER greedy | source |", "|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + [f"| `{a['model']}` | {a['config']} | {a['parameters']} | " + " | ".join(
         _cell(a[k]) for k in ("wer_lm", "cer_lm", "wer_greedy", "cer_greedy")) + f" | {a['source']} |" for a in rows])
-
-# %% ../nbs/30_results.ipynb #f50372c9
-def read_jsonl(path) -> list[dict]:
-    "The JSON objects of a JSON-lines record, one per non-empty line; `RecordError` naming the line that is not one."
-    path = Path(path)
-    if not path.is_file(): return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip(): continue
-        try: row = json.loads(line)
-        except json.JSONDecodeError as e: raise RecordError(f"{path}, line {n}: not JSON ({e.msg}): fix or remove the line") from None
-        if not isinstance(row, dict): raise RecordError(f"{path}, line {n}: a {type(row).__name__}, not an object: fix or remove the line")
-        rows.append(row)
-    return rows
 
 # %% ../nbs/30_results.ipynb #f3fc451d
 def record_of(run: dict, name: str) -> dict:
@@ -193,15 +177,6 @@ def _runs_table(runs: list[dict], bands: dict) -> list[str]:
                                      r["machine"]["hardware"], f"`{(r['commit'] or '')[:8]}`", (r["timestamp"] or "")[:10], f"`{r['command']}`"]) + " |")
     return out
 
-def _bench_table(rows: list[dict]) -> list[str]:
-    latest = {}
-    for r in rows: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r  # later lines replace earlier ones
-    out = ["| bench | figure | ours | baseline | ratio | machine | commit | date | command |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in latest.values():
-        out.append("| " + " | ".join([r["bench"], r["unit"].replace("_", " "), _cell(r["ours"]), _cell(r["baseline"]), _cell(r["ratio"]) + "x",
-                                     r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`", r["timestamp"][:10],
-                                     f"`{reproduce_command(r)}`"]) + " |")
-    return out
 
 # %% ../nbs/30_results.ipynb #11ab7f93
 def results_page(rows: list[dict], runs: list[dict] = (), bands: dict | None = None) -> str:
@@ -216,7 +191,7 @@ def results_page(rows: list[dict], runs: list[dict] = (), bands: dict | None = N
         "## Benchmarks", "",
         f"The latest of {len(rows)} lines in `bench/results.jsonl` per figure and machine: ours and the baseline measured in the same",
         "run, their ratio (ours / baseline), the machine, the commit and the command that measures it again "
-        "(`23_bench` to `29_bench_accuracy` say what each compares).", "", *_bench_table(rows)]) + "\n"
+        "(`23_bench` to `29_bench_accuracy` say what each compares).", "", results_table(list({(r["bench"], r["unit"], r["machine"]["hardware"]): r for r in rows}.values()))]) + "\n"
 
 # %% ../nbs/30_results.ipynb #7e945e7d
 _FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?(?:x|%|\s?(?:ms|s|min|minutes|seconds|h|hours|KB|MB|GB))(?!\w)|\d[\d,]*\.\d+)")
