@@ -76,7 +76,7 @@ readme:
 readme-check:
 	@$(PYTHON) .ci/render_readme.py --check
 
-# the results of record (nbs/30_results.ipynb): RESULTS.md, bench/demo.png, the demo summary in nbs/index.ipynb and
+# the results of record (nbs/31_results.ipynb): RESULTS.md, bench/demo.png, the demo summary in nbs/index.ipynb and
 # README.md, generated from bench/results.jsonl, bench/runs.jsonl and bench/bands.yaml
 results: install
 	$(BIN)/python .ci/render_results.py

@@ -5,7 +5,7 @@ Cells nbdev_test skips (flagged `#| slow` or `#| gpu`, `#| eval: false`) and the
 run and keep no output. A cell that writes to stderr fails the run (a red box on every rendered page): silence
 expected library noise where it is noise, in the notebook. Then nbdev_clean strips what does not belong in git.
   python .ci/run_notebooks.py                 every notebook in nbs/ except train.ipynb (papermill's entry)
-  python .ci/run_notebooks.py 17_card 30_results   only these
+  python .ci/run_notebooks.py 17_card 31_results   only these
 """
 import re, subprocess, sys, time
 from pathlib import Path

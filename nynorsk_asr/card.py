@@ -13,10 +13,12 @@ from .model import file_hash, trained_weights
 from .layout import RunDir, write_atomic
 from .lm import lm_binary
 from .rundir import public_dataset_name, run_lock
+from .scoring import PUBLISHED, anchors_for
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves', 'model_name',
-           'card_data', 'decoding', 'render_card', 'card_sha', 'card_state', 'write_card']
+__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves',
+           'card_normalisation', 'score', 'model_name', 'card_data', 'decoding', 'render_card', 'card_sha',
+           'card_state', 'write_card']
 
 # %% ../nbs/17_card.ipynb #e99ca491
 def results_rows(log_history: list[dict]) -> list[dict]:
@@ -105,6 +107,15 @@ def plot_training_curves(log_history: list[dict], path=None):
         write_atomic(path, png.getvalue())
     return fig
 
+# %% ../nbs/17_card.ipynb #36496cb1
+def card_normalisation(cfg) -> str:
+    "The normalisation the card's model-index reports: `published` on NPSC (NbAiLab's, as their cards), else `training`."
+    return "published" if "npsc" in (cfg.dataset_name or "").lower() or anchors_for(cfg.dataset_config_name) else "training"
+
+def score(ev: dict, metric: str, normalisation: str = "training"):
+    "An eval file's WER or CER under a normalisation (an eval file older than the normalisations has the training one)."
+    return ev.get("scores", {}).get(normalisation, {}).get(metric, ev[metric] if normalisation == "training" else None)
+
 # %% ../nbs/17_card.ipynb #48c7ca5c
 SPLIT_TITLE = {"test": "Test", "validation": "Validation", "train": "Train"}
 
@@ -117,13 +128,15 @@ def card_data(run: dict) -> ModelCardData:
     "The card's YAML metadata: license, language, tags, datasets, base model, model-index (WER and CER)."
     cfg, results = run["cfg"], []
     dataset = public_dataset_name(cfg)
+    norm = card_normalisation(cfg)  # on NPSC the published one, comparable with NbAiLab's cards
     for name, ev in run["evals"].items():
         for metric in ("wer", "cer"):
             results.append(EvalResult(
                 task_type="automatic-speech-recognition", task_name="Automatic Speech Recognition",
                 dataset_type=dataset, dataset_name=dataset.split("/")[-1], dataset_config=cfg.dataset_config_name,
-                dataset_split=ev["split"], metric_type=metric, metric_value=ev[metric],
-                metric_name=f"{SPLIT_TITLE.get(ev['split'], ev['split'])} {metric.upper()} ({'n-gram LM' if ev['decoder'] == 'lm' else 'greedy'} decoding)"))
+                dataset_split=ev["split"], metric_type=metric, metric_value=score(ev, metric, norm),
+                metric_name=f"{SPLIT_TITLE.get(ev['split'], ev['split'])} {metric.upper()} ({'n-gram LM' if ev['decoder'] == 'lm' else 'greedy'} "
+                            f"decoding, {norm} normalisation)"))
     return ModelCardData(
         language=["nn"], license="apache-2.0", library_name="transformers", pipeline_tag="automatic-speech-recognition",
         tags=["automatic-speech-recognition", "wav2vec2", "ctc", "nynorsk", "nynorsk_asr"] +
@@ -175,14 +188,36 @@ def decoding(e: dict) -> str:
     "How an eval file's transcripts were decoded, in words."
     if e["decoder"] != "lm": return "greedy decoding, no language model"
     p = e.get("decoder_params", {})
-    return f"beam search with the run's n-gram LM (alpha {p.get('alpha')}, beta {p.get('beta')}, beam {p.get('beam_width')})"
+    return (f"beam search with the run's n-gram LM (alpha {p.get('alpha')}, beta {p.get('beta')}, beam {p.get('beam_width')}, "
+            f"unk_score_offset {p.get('unk_score_offset')}, score_boundary {p.get('score_boundary')})")
+
+def _normalised(e: dict) -> str:
+    "Both normalisations' scores of an eval file, with the rows each scored and those the training filters would drop."
+    s = e.get("scores")
+    if not s: return ""
+    flagged = ", ".join(f"{len(v)} with {k.replace('_', ' ')}" for k, v in s["training"].get("rows_the_training_filters_drop", {}).items())
+    return (f"; published normalisation: WER {s['published']['wer']:.4f}, CER {s['published']['cer']:.4f} on "
+            f"{s['published']['rows_scored']} rows, training: on {s['training']['rows_scored']} rows"
+            + (f" ({flagged}, scored all the same)" if flagged else ""))
 
 def _results(evals: dict) -> str:
-    "One line per evaluated split and decoder: WER, CER, sizes."
+    "One line per evaluated split and decoder: WER, CER (training normalisation, then the published one), sizes."
     return "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {decoding(e)}: "
                      f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
                      f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
-                     f"dropped in preparation)" for e in evals.values())
+                     f"unreadable{_normalised(e)})" for e in evals.values())
+
+def _anchors(cfg, evals: dict) -> str:
+    "On NPSC: the run's test scores (published normalisation) next to the published models' on the same config."
+    anchors = anchors_for(cfg.dataset_config_name)
+    test = {e["decoder"]: e for e in evals.values() if e["split"] == "test"}
+    if not anchors or not test: return ""
+    fmt = lambda v: "" if v is None else f"{v:.4f}"
+    rows = [f"| this model | {fmt(score(test['lm'], 'wer', 'published')) if 'lm' in test else ''} | "
+            f"{fmt(score(test['greedy'], 'wer', 'published')) if 'greedy' in test else ''} | this run |"]
+    rows += [f"| [{a['model']}](https://huggingface.co/{a['model']}) | {fmt(a['wer_lm'])} | {fmt(a['wer_greedy'])} | {a['source']} |" for a in anchors]
+    return ("\n\nNext to the published models on the same test split (WER, published normalisation):\n\n"
+            "| model | with 5-gram LM | greedy | source |\n|---|---|---|---|\n" + "\n".join(rows))
 
 def _intro(cfg, record) -> str:
     "The card's first sentence: what the model is, trained on what, with which recipe."
@@ -204,12 +239,13 @@ def _lm_section(run) -> str:
     sources = ", ".join(f"{k} {v}" for k, v in lm["sentences_by_source"].items())
     caveat = (" The demo's test sentences are new combinations of words that occur in its training sentences, so an LM of "
               "the training text fits them unusually well: on real speech the gain is far smaller (the seed: test WER "
-              "0.154 greedy, 0.122 with its 5-gram)." if cfg.dataset_name == "synthetic" else "")
+              f"{PUBLISHED[0]['wer_greedy']} greedy, {PUBLISHED[0]['wer_lm']} with its 5-gram)." if cfg.dataset_name == "synthetic" else "")
     return (f"\n## Language model\n\nA {lm['order']}-gram KenLM model (`language_model/`, pruning `{lm['prune']}`) estimated "
             f"from {lm['sentences']} sentences ({lm['words']} words, {lm['unique_words']} word types; by source: {sources}); "
             f"removed before estimation: {removed}. No validation or test sentence is in its text. Its weight alpha "
             f"{lm['alpha']} and word bonus beta {lm['beta']} were tuned on `{lm['tuned_on']}` "
-            f"(`eval/{lm['tuned_on']}_lm_search.json`); beam width {lm['beam_width']}.{caveat} `Wav2Vec2ProcessorWithLM` "
+            f"(`eval/{lm['tuned_on']}_lm_search.json`); beam width {lm['beam_width']}, unk_score_offset "
+            f"{lm.get('unk_score_offset', -10.0)}, score_boundary {lm.get('score_boundary', True)}.{caveat} `Wav2Vec2ProcessorWithLM` "
             "and transformers' ASR pipeline load it from this folder (with `pyctcdecode` and `kenlm` installed).\n")
 
 def _training_summary(record) -> str:
@@ -252,7 +288,7 @@ def render_card(run_dir) -> str:
 Every number in this card is read from the run directory that produced the model; the decoder is named with each score.
 
 {_results(run["evals"])}
-- Best validation WER during training (greedy, `{cfg.eval_split_name}`): {best if best is None else f"{best:.4f}"}
+- Best validation WER during training (greedy, `{cfg.eval_split_name}`): {best if best is None else f"{best:.4f}"}{_anchors(cfg, run["evals"])}
 
 ## Model description
 

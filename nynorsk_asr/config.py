@@ -115,6 +115,8 @@ class RunConfig:
     lm_alphas: str = "0.3,0.5,0.7,1.0"  # alpha grid tuned on the eval split
     lm_betas: str = "0.5,1.0,1.5,2.0,3.0"  # beta grid tuned on the eval split
     lm_beam_width: int = 50  # beam search width
+    lm_unk_score_offset: float = -10.0  # score added for a word outside the LM's vocabulary (pyctcdecode's; the seed: -10)
+    lm_score_boundary: bool = True  # score the end of a sentence too (pyctcdecode's; the seed: true)
 
 # %% ../nbs/02_config.ipynb #b8c1c40e
 SEED_MAX = 2**32 - 1

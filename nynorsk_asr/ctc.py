@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['CONV_KERNEL', 'CONV_STRIDE', 'conv_frame_counts', 'ctc_frames', 'ctc_frames_needed', 'samples_for_frames',
-           'CTCCollator', 'greedy_ids', 'utterance_log_probs', 'greedy_texts']
+           'CTCCollator', 'greedy_ids', 'windowed_log_probs', 'utterance_log_probs', 'greedy_texts']
 
 # %% ../nbs/09_ctc.ipynb #54510d3f
 CONV_KERNEL, CONV_STRIDE = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
@@ -78,15 +78,37 @@ def greedy_ids(model, logits: torch.Tensor, attention_mask: torch.Tensor | None,
         ids = ids.masked_fill(torch.arange(ids.shape[1], device=ids.device)[None, :] >= lengths[:, None], fill)
     return ids
 
+# %% ../nbs/09_ctc.ipynb #83388d66
+def windowed_log_probs(model, x: np.ndarray, window: int, stride: int, device=None) -> np.ndarray:
+    "Log-probabilities of one long normalised utterance from windows of `window` samples, each overlapping its neighbours by `stride`; the overlaps' frames are dropped (the ASR pipeline's stitching)."
+    device = device or next(model.parameters()).device
+    config = getattr(model, "module", model).config
+    hop, step = int(np.prod(config.conv_stride)), window - 2 * stride
+    if step <= 0: raise ValueError(f"window={window} must be more than twice stride={stride}")
+    pieces, start = [], 0
+    while start < len(x):
+        a, b = max(0, start - stride), min(len(x), start + step + stride)
+        with torch.inference_mode():
+            lp = model(torch.from_numpy(np.ascontiguousarray(x[a:b]))[None].to(device)).logits.float().log_softmax(-1)[0].cpu().numpy()
+        n = int(ctc_frames(b - a, config.conv_kernel, config.conv_stride))
+        first, last = int(round((start - a) / hop)), min(n, int(round((min(start + step, len(x)) - a) / hop)))
+        pieces.append(lp[first:last]); start += step
+    return np.concatenate(pieces)
+
 # %% ../nbs/09_ctc.ipynb #451f7f78
-def utterance_log_probs(model, input_values: list, batch_size: int = 16, device=None, progress: bool = True) -> list[np.ndarray]:
+def utterance_log_probs(model, input_values: list, batch_size: int = 16, device=None, progress: bool = True,
+                        max_samples: int | None = None,  # longer utterances are decoded in overlapping windows of this length
+                       ) -> list[np.ndarray]:
     "CTC log-probabilities (frames x symbols, float32) of each normalised 16 kHz utterance, cut at its last frame; input order."
     device = device or next(model.parameters()).device
-    order = np.argsort([len(x) for x in input_values])[::-1]
     out, collate, config = [None] * len(input_values), CTCCollator(), getattr(model, "module", model).config
+    long = [i for i, x in enumerate(input_values) if max_samples and len(x) > max_samples]
+    for i in long: out[i] = windowed_log_probs(model, np.asarray(input_values[i], np.float32), max_samples, max_samples // 6, device)
+    order = [i for i in np.argsort([len(x) for x in input_values])[::-1] if i not in set(long)]
     model.eval()
     for start in tqdm(range(0, len(order), batch_size), desc="log-probabilities", unit="batch", disable=not progress):
         idx = order[start:start + batch_size]
+        if not idx: continue
         batch = collate([{"input_values": input_values[i], "labels": []} for i in idx])
         mask = batch["attention_mask"].to(device)
         with torch.inference_mode():

@@ -11,16 +11,18 @@ import numpy as np, torch
 import jiwer
 from .config import RunConfig, load_run_config
 from .errors import ConfigError
-from .layout import RunDir, write_json
+from .layout import RunDir, check_writable, write_json
 from .ctc import greedy_texts, utterance_log_probs
 from .lm import lm_binary, lm_texts, load_decoder
-from .model import file_hash, load_run_model
-from .prep import load_eval_split
+from .model import file_hash, load_ctc_model, load_run_model, weights_file
+from .prep import load_eval_split, prepare_split
 from .rundir import public_dataset_name, run_lock
 from .scoring import error_rates, utterance_errors
+from .text import CleaningRules, published_normalise, training_reference
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'greedy_transcripts', 'plot_posteriogram', 'evaluate_decoders', 'group_of', 'rates_by_group',
+__all__ = ['FRAME_SECONDS', 'greedy_transcripts', 'plot_posteriogram', 'evaluate_decoders', 'normalised_scores', 'evaluate_model',
+           'eval_files', 'compare_table', 'differ_most', 'plot_comparison', 'group_of', 'rates_by_group',
            'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/16_evaluate.ipynb #8a9cb0b4
@@ -92,30 +94,59 @@ def evaluate_decoders(run_dir,                  # a trained run directory
     with run_lock(run_dir, "nynorsk-asr evaluate"):  # never beside a training that replaces the model being scored
         return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name)
 
+# %% ../nbs/16_evaluate.ipynb #92e98e0e
+def normalised_scores(hypotheses: list[str], raw_references: list[str], ids: list[str], rules: CleaningRules | None = None) -> dict:
+    "WER/CER of each normalisation (`training`, `published`) on the rows whose reference it leaves non-empty, with the row counts."
+    out = {}
+    train = [training_reference(r, rules) for r in raw_references]
+    for name in ("training", "published"):
+        refs = [t for t, _ in train] if name == "training" else [published_normalise(r) for r in raw_references]
+        hyps = [training_reference(h, rules)[0] if name == "training" else published_normalise(h) for h in hypotheses]
+        keep = [i for i, r in enumerate(refs) if r]
+        rates = error_rates([hyps[i] for i in keep], [refs[i] for i in keep]) if keep else {"wer": None, "cer": None}
+        out[name] = {**rates, "rows_scored": len(keep), "rows_with_empty_reference": [ids[i] for i, r in enumerate(refs) if not r]}
+    flagged = defaultdict(list)
+    for uid, (_, notes) in zip(ids, train):
+        for n in notes:
+            if n != "empty_after_cleaning": flagged[n].append(uid)
+    out["training"]["rows_the_training_filters_drop"] = dict(sorted(flagged.items()))
+    return out
+
 # %% ../nbs/16_evaluate.ipynb #f15f5f13
 def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name) -> dict:
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
     model, processor = load_run_model(run_dir)
-    model_fp = file_hash(RunDir(run_dir).weights)
     chosen = _decoders(decoders, run_dir, processor, cfg)
-    ds, report = load_eval_split(run_dir, cfg, split)
+    ds, report = load_eval_split(run_dir, cfg, split, held_out=True)  # every row that decodes, whatever its text or length
+    return _score(model, processor, chosen, ds, report, cfg, split, batch_size, max_samples, progress,
+                  out=RunDir(run_dir), model_fp=file_hash(RunDir(run_dir).weights))
+
+# %% ../nbs/16_evaluate.ipynb #adc70bf3
+def _score(model, processor, chosen: dict, ds, report: dict, cfg: RunConfig, split: str, batch_size, max_samples, progress,
+           out: RunDir, model_fp: str, model_name: str | None = None) -> dict:
+    "Decode the prepared rows `ds` with each decoder of `chosen`, score them, and write `out/eval/<split>_<decoder>.json`."
     in_split = len(ds)
     first = max_samples if max_samples and max_samples < in_split else None
     if first: ds = ds.select(range(first))
     device = next(model.parameters()).device
     t0 = time.perf_counter()
-    log_probs = utterance_log_probs(model, [np.asarray(x, np.float32) for x in ds["input_values"]],
-                                    batch_size or cfg.per_device_eval_batch_size, device, progress)
+    longest = int(max(cfg.max_duration_in_seconds, 10.0) * cfg.sampling_rate)  # longer rows: overlapping windows
+    inputs = [np.asarray(x, np.float32) for x in ds["input_values"]]
+    log_probs = utterance_log_probs(model, inputs, batch_size or cfg.per_device_eval_batch_size, device, progress, max_samples=longest)
     model_seconds = time.perf_counter() - t0
-    refs, audio = list(ds["text"]), float(np.sum(ds["duration"]))
+    refs, raw, ids, audio = list(ds["text"]), list(ds["raw_text"]), list(ds["utterance_id"]), float(np.sum(ds["duration"]))
     results = {}
     for decoder, (lm, info) in chosen.items():
         t1 = time.perf_counter()
         hyps = _decode(decoder, lm, processor, cfg, log_probs)
         seconds = model_seconds + time.perf_counter() - t1
-        utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, **utterance_errors(r, h)}
-                      for u, s, r, h in zip(ds["utterance_id"], ds["speaker"], refs, hyps)]
-        results[decoder] = {"split": split, "decoder": decoder, **error_rates(hyps, refs), **info,
+        utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, "published_reference": published_normalise(w),
+                       **(utterance_errors(r, h) if r else {"word_errors": len(h.split()), "words": 0, "char_errors": len(h), "chars": 0})}
+                      for u, s, r, h, w in zip(ids, ds["speaker"], refs, hyps, raw)]
+        scores = normalised_scores(hyps, raw, ids, CleaningRules.from_config(cfg))
+        results[decoder] = {"split": split, "decoder": decoder, **({"model": model_name} if model_name else {}),
+                            "normalisation": "training", "wer": scores["training"]["wer"], "cer": scores["training"]["cer"],
+                            **info, "scores": scores, "utterances_windowed": sum(len(x) > longest for x in inputs),
                             "utterances_evaluated": len(utterances), "complete": first is None, "utterances_in_split": in_split,
                             "utterances_dropped_in_preparation": report["dropped"],
                             "words": sum(u["words"] for u in utterances), "chars": sum(u["chars"] for u in utterances),
@@ -124,8 +155,73 @@ def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_sa
                             "model_fingerprint": model_fp, "data_fingerprint": report["fingerprint"],
                             "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
                             "device": str(device), "utterances": utterances}
-        write_json(RunDir(run_dir).eval_file(split, decoder, first), results[decoder])
+        write_json(out.eval_file(split, decoder, first), results[decoder], what="the output folder")
     return results
+
+# %% ../nbs/16_evaluate.ipynb #b6989509
+def evaluate_model(model: str,                # a hub id or a folder holding a *ForCTC model and its tokenizer
+                   cfg: RunConfig,            # whose data, split rules and decoding settings score it
+                   output_dir,                # eval/<split>_<decoder>.json go here
+                   split: str = "test", decoders=("greedy",), batch_size: int | None = None,
+                   max_samples: int | None = None, progress: bool = True) -> dict[str, dict]:
+    "WER/CER of any CTC model on `split` of `cfg`'s data, by a run's evaluation code, written into `output_dir/eval/`."
+    _check_counts(batch_size, max_samples)
+    out = RunDir(check_writable(Path(output_dir), "the output folder"))
+    net, processor, folder = load_ctc_model(model)
+    if "lm" in decoders and not RunDir(folder).lm_attrs.is_file():
+        raise ConfigError(f"{model} ships no language model ({RunDir.LM}/ and {RunDir.ALPHABET} in the Wav2Vec2ProcessorWithLM "
+                          "layout): use --decoder greedy")
+    chosen = _decoders(decoders, folder, processor, cfg)
+    ds, report = prepare_split(cfg, split, held_out=True)
+    return _score(net, processor, chosen, ds, report, cfg, split, batch_size, max_samples, progress, out,
+                  model_fp=file_hash(weights_file(folder)), model_name=str(model))
+
+# %% ../nbs/16_evaluate.ipynb #49d0ef5a
+def eval_files(source, split: str = "test") -> list[tuple[str, dict]]:
+    "(name, eval JSON) of an eval file, or of every whole-split eval file of `split` in a run or output folder."
+    p = Path(source)
+    if p.is_file(): return [(p.stem, json.loads(p.read_text(encoding="utf-8")))]
+    folder = p/RunDir.EVAL if (p/RunDir.EVAL).is_dir() else p
+    found = [(f"{p.name}:{f.stem.split('_', 1)[1]}", json.loads(f.read_text(encoding="utf-8")))
+             for f in sorted(folder.glob(f"{split}_*.json")) if not f.stem.endswith(("_search",)) and "_first" not in f.stem]
+    found = [(n, e) for n, e in found if "decoder" in e]
+    if not found: raise FileNotFoundError(f"{source} holds no eval file of split {split!r}: run `nynorsk-asr evaluate` first")
+    return found
+
+def compare_table(entries: list[tuple[str, dict]]) -> str:
+    "Markdown: WER/CER of each entry under both normalisations, with the rows each scored."
+    f = lambda v: "" if v is None else f"{v:.4f}"
+    rows = []
+    for name, e in entries:
+        s = e.get("scores", {"training": {"wer": e["wer"], "cer": e["cer"], "rows_scored": e["utterances_evaluated"]}})
+        p = s.get("published", {})
+        rows.append(f"| {name} | {e['split']} | {e['decoder']} | {f(s['training']['wer'])} | {f(s['training']['cer'])} | "
+                    f"{f(p.get('wer'))} | {f(p.get('cer'))} | {s['training'].get('rows_scored', '')} |")
+    return ("| eval | split | decoder | WER (training) | CER (training) | WER (published) | CER (published) | rows |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+def differ_most(a: dict, b: dict, n: int = 5) -> list[dict]:
+    "The utterances (by id, in both eval files) whose word errors differ most between `a` and `b`."
+    ub = {u["utterance_id"]: u for u in b["utterances"]}
+    pairs = [(ua, ub[ua["utterance_id"]]) for ua in a["utterances"] if ua["utterance_id"] in ub]
+    pairs.sort(key=lambda p: -abs(p[0]["word_errors"] - p[1]["word_errors"]))
+    return [{"utterance_id": x["utterance_id"], "reference": x["reference"], "a": x["hypothesis"], "b": y["hypothesis"],
+             "word_errors_a": x["word_errors"], "word_errors_b": y["word_errors"]} for x, y in pairs[:n]]
+
+# %% ../nbs/16_evaluate.ipynb #e00112c5
+def plot_comparison(entries: list[tuple[str, dict]], path=None):
+    "WER and CER of each eval file, training and published normalisation side by side; PNG to `path` when given."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=False)
+    x = np.arange(len(entries))
+    for ax, metric in zip(axes, ("wer", "cer")):
+        for off, norm in ((-0.2, "training"), (0.2, "published")):
+            v = [(e.get("scores", {}).get(norm) or {}).get(metric) or 0.0 for _, e in entries]
+            ax.bar(x + off, v, width=0.4, label=f"{norm} normalisation")
+        ax.set_xticks(x, [n for n, _ in entries], rotation=20, ha="right"); ax.set(ylabel=metric.upper(), title=f"{metric.upper()}, {entries[0][1]['split']} split")
+    axes[0].legend(fontsize=8); fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=100, metadata={"Software": None})
+    return fig
 
 # %% ../nbs/16_evaluate.ipynb #c3dae3ec
 def group_of(utterance: dict, by: str = "speaker") -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, json, os, shutil, subprocess, sys, tempfile, time
 from multiprocessing import get_context
+from collections import Counter
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,38 +22,66 @@ from .scoring import error_rates
 from .text import CleaningRules, clean_with_reason
 
 # %% auto #0
-__all__ = ['KENLM_HINT', 'KENLM_MAGIC', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels', 'check_alphabet',
-           'lm_binary', 'check_lm_files', 'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune',
+__all__ = ['KENLM_HINT', 'KENLM_MAGIC', 'write_lm_text', 'lm_sentences', 'kenlm_bin', 'build_kenlm', 'decoder_labels',
+           'check_alphabet', 'lm_binary', 'check_lm_files', 'make_decoder', 'load_decoder', 'lm_texts', 'grid', 'tune',
            'build_language_model']
 
+# %% ../nbs/15_lm.ipynb #c52bed03
+def _run(cmd: list, what: str, **kw):
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if out.returncode != 0: raise RuntimeError(f"{what} failed ({' '.join(map(str, cmd[:3]))} ...): {out.stderr.strip()[-800:]}")
+    return out
+
 # %% ../nbs/15_lm.ipynb #79d82652
-def lm_sentences(train_texts,                 # the run's cleaned training transcripts
-                 held_out_texts,              # cleaned validation and test transcripts: never in the LM
-                 text_files=(),               # extra local text files, one sentence a line
-                 rules: CleaningRules | None = None,  # the run's cleaning rules, applied to the extra text
-                ) -> tuple[list[str], dict]:  # (sentences, report)
-    "The LM's sentences: training text and cleaned extra text, deduplicated, without any held-out sentence."
-    removed, sources, seen, out = {}, {"train_transcripts": 0}, set(), []
-    held = set(held_out_texts)
-    def add(text, source):
-        if text in seen: removed["duplicate"] = removed.get("duplicate", 0) + 1; return
-        if text in held: removed["held_out_sentence"] = removed.get("held_out_sentence", 0) + 1; return
-        seen.add(text); out.append(text); sources[source] = sources.get(source, 0) + 1
-    for t in train_texts: add(t, "train_transcripts")
-    for f in text_files:
-        path = Path(f)
-        if not path.is_file(): raise ConfigError(f"lm_text_files: {path} does not exist")
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if not line.strip(): continue
-            text, reason = clean_with_reason(line, rules)
-            if reason: removed[reason] = removed.get(reason, 0) + 1
-            else: add(text, path.name)
-    if not out:
+def write_lm_text(out_path,                  # the LM's text goes here, one sentence a line (sorted, deduplicated)
+                  train_texts,               # the run's cleaned training transcripts
+                  held_out_texts,            # cleaned validation and test transcripts: never in the LM
+                  text_files=(),             # extra local text files, one sentence a line, of any size
+                  rules: CleaningRules | None = None,  # the run's cleaning rules, applied to the extra text
+                  sort_memory: str = "500M",  # memory of the external sort that deduplicates (`sort -S`)
+                  progress: bool = False,    # a bar over the bytes of each extra file
+                 ) -> tuple[dict, set[str]]: # (report, the word types: the decoder's unigrams)
+    "Stream the LM's text into `out_path` in bounded memory: training text and cleaned extra text, deduplicated, no held-out sentence."
+    out_path = Path(out_path)
+    removed, sources, held = Counter(), Counter(), set(held_out_texts)
+    raw = out_path.with_name(out_path.name + ".unsorted")
+    with open(raw, "w", encoding="utf-8") as w:
+        def add(text, source):
+            if text in held: removed["held_out_sentence"] += 1
+            else: w.write(text + "\n"); sources[source] += 1
+        for t in train_texts: add(t, "train_transcripts")
+        for f in text_files:
+            path = Path(f)
+            if not path.is_file(): raise ConfigError(f"lm_text_files: {path} does not exist")
+            with open(path, "rb") as src, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"LM text {path.name}",
+                                               disable=not progress) as bar:
+                for line in src:  # line by line: a file of any size in the memory of one line
+                    bar.update(len(line))
+                    line = line.decode("utf-8", errors="replace").strip()
+                    if not line: continue
+                    text, reason = clean_with_reason(line, rules)
+                    if reason: removed[reason] += 1
+                    else: add(text, path.name)
+    # deduplication by an external sort: its memory is capped (-S) and it spills to disk, whatever the text's size
+    with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
+        _run(["sort", "-u", "-S", sort_memory, "-T", tmp, "-o", out_path, raw], "sort", env={**os.environ, "LC_ALL": "C"})
+    raw.unlink()
+    kept, words, types = 0, 0, set()
+    with open(out_path, encoding="utf-8") as f:
+        for line in f: kept += 1; ws = line.split(); words += len(ws); types.update(ws)
+    if not kept:
         raise ConfigError("the LM text is empty after cleaning (training transcripts" +
                           (f" and {', '.join(map(str, text_files))}" if text_files else "") + ")")
-    words = [w for s in out for w in s.split()]
-    return out, {"sentences": len(out), "words": len(words), "unique_words": len(set(words)),
-                 "sentences_by_source": sources, "removed_by_reason": dict(sorted(removed.items()))}
+    if dup := sum(sources.values()) - kept: removed["duplicate"] = dup
+    return {"sentences": kept, "words": words, "unique_words": len(types), "sentences_by_source": dict(sources),  # before deduplication
+            "removed_by_reason": dict(sorted(removed.items()))}, types
+
+# %% ../nbs/15_lm.ipynb #eef47de9
+def lm_sentences(train_texts, held_out_texts, text_files=(), rules: CleaningRules | None = None) -> tuple[list[str], dict]:
+    "The LM's sentences as a list, and the report (`write_lm_text` in a temporary file: for small texts and examples)."
+    with tempfile.TemporaryDirectory() as d:
+        report, _ = write_lm_text(Path(d)/"lm.txt", train_texts, held_out_texts, text_files, rules)
+        return Path(d, "lm.txt").read_text(encoding="utf-8").splitlines(), report
 
 # %% ../nbs/15_lm.ipynb #353a8b97
 KENLM_HINT = ("KenLM's lmplz and build_binary are not built: `make kenlm` builds them from KenLM's source into "
@@ -67,19 +96,18 @@ def kenlm_bin() -> Path:
         if (Path(c)/"lmplz").is_file() and (Path(c)/"build_binary").is_file(): return Path(c)
     raise FileNotFoundError(KENLM_HINT)
 
-# %% ../nbs/15_lm.ipynb #c52bed03
-def _run(cmd: list, what: str, **kw):
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    if out.returncode != 0: raise RuntimeError(f"{what} failed ({' '.join(map(str, cmd[:3]))} ...): {out.stderr.strip()[-800:]}")
-    return out
-
 # %% ../nbs/15_lm.ipynb #3144cd64
-def build_kenlm(sentences: list[str], out_dir, order: int = 5, prune: str = "0", memory: str = "500M") -> Path:
+def build_kenlm(sentences,            # the text: a list of sentences, or a file of one sentence a line (`write_lm_text`)
+                out_dir, order: int = 5,
+                prune: str = "0",     # lmplz --prune thresholds per order, e.g. "0 0 1"
+                memory: str = "500M", # lmplz -S: its memory for sorting n-grams (it spills to disk beyond)
+               ) -> Path:
     "Estimate an `order`-gram from `sentences` with lmplz and write `<out_dir>/<order>gram.bin`; return its path."
     bin_dir, out_dir = kenlm_bin(), Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         text, arpa = Path(tmp)/"text.txt", Path(tmp)/"lm.arpa"
-        text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        if isinstance(sentences, (str, Path)): text = Path(sentences)
+        else: text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
         with open(text, "rb") as src:
             _run([bin_dir/"lmplz", "-o", order, "-S", memory, "-T", tmp, "--discount_fallback", "--prune", *prune.split(),
                   "--arpa", arpa], "lmplz", stdin=src)
@@ -158,11 +186,13 @@ def check_lm_files(run_dir, load: bool = True) -> Path:
     return binary
 
 # %% ../nbs/15_lm.ipynb #e3afa924
-def make_decoder(processor, kenlm_path=None, unigrams=None, alpha: float = 0.5, beta: float = 1.5):
+def make_decoder(processor, kenlm_path=None, unigrams=None, alpha: float = 0.5, beta: float = 1.5,
+                 unk_score_offset: float = -10.0, score_boundary: bool = True):
     "A pyctcdecode beam-search decoder over the processor's symbols, with the KenLM model at `kenlm_path` (or none)."
     from pyctcdecode import build_ctcdecoder
     return build_ctcdecoder(decoder_labels(processor), kenlm_model_path=None if kenlm_path is None else str(kenlm_path),
-                            unigrams=unigrams, alpha=alpha, beta=beta)
+                            unigrams=unigrams, alpha=alpha, beta=beta, unk_score_offset=unk_score_offset,
+                            lm_score_boundary=score_boundary)
 
 # %% ../nbs/15_lm.ipynb #106bdd7a
 def load_decoder(run_dir, processor):
@@ -184,10 +214,11 @@ def lm_texts(decoder, log_probs: list, beam_width: int = 50, pool=None) -> list[
 
 # %% ../nbs/15_lm.ipynb #a606983d
 def grid(cfg: RunConfig) -> list[tuple[float, float]]:
-    "The (alpha, beta) pairs to try: the config's grids, plus the untuned `lm_alpha`/`lm_beta`."
+    "The (alpha, beta) pairs to try: the untuned `lm_alpha`/`lm_beta` first (the seed's 0.5 / 1.5 by default), then the config's grids."
     alphas = [float(a) for a in cfg.lm_alphas.split(",")]
     betas = [float(b) for b in cfg.lm_betas.split(",")]
-    return sorted({(a, b) for a in alphas for b in betas} | {(cfg.lm_alpha, cfg.lm_beta)})
+    start = (cfg.lm_alpha, cfg.lm_beta)
+    return [start] + sorted({(a, b) for a in alphas for b in betas} - {start})
 
 def tune(decoder, log_probs: list, references: list[str], pairs, beam_width: int = 50, progress: bool = True) -> list[dict]:
     "WER and CER of every (alpha, beta) in `pairs` on the given utterances, best first."
@@ -233,22 +264,26 @@ def _build_language_model(run_dir: Path, cfg: RunConfig, progress: bool) -> dict
     held_out = [t for s in ("validation", "test") if s not in train and rows(s, optional=True) is not None
                 for t in rows(s)["text"]]
     extra = [f.strip() for f in (cfg.lm_text_files or "").split(",") if f.strip()]
-    sentences, report = lm_sentences(train_texts, held_out, extra, CleaningRules.from_config(cfg))
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".lm-build") as work:  # built aside: a killed build is never used
-        binary = build_kenlm(sentences, Path(work), cfg.lm_order, cfg.lm_prune, cfg.lm_memory)
+        text = Path(work)/"lm_text.txt"
+        report, unigrams = write_lm_text(text, train_texts, held_out, extra, CleaningRules.from_config(cfg),
+                                         sort_memory=cfg.lm_memory, progress=progress)
+        binary = build_kenlm(text, Path(work), cfg.lm_order, cfg.lm_prune, cfg.lm_memory)
         report["build_seconds"] = round(time.perf_counter() - t0, 2)
         eval_rows = [rows(s) for s in split_names(cfg.eval_split_name)]
         texts = [t for r in eval_rows for t in r["text"]]
         log_probs = utterance_log_probs(model, [np.asarray(x, np.float32) for r in eval_rows for x in r["input_values"]],
                                         cfg.per_device_eval_batch_size, progress=progress)
-        decoder = make_decoder(processor, binary, sorted({w for s in sentences for w in s.split()}), cfg.lm_alpha, cfg.lm_beta)
+        decoder = make_decoder(processor, binary, sorted(unigrams), cfg.lm_alpha, cfg.lm_beta,
+                               cfg.lm_unk_score_offset, cfg.lm_score_boundary)
         results = tune(decoder, log_probs, texts, grid(cfg), cfg.lm_beam_width, progress)
         best = results[0]
         decoder.reset_params(alpha=best["alpha"], beta=best["beta"])
         staged = Path(work)/"save"; staged.mkdir()
         decoder.save_to_dir(str(staged))  # alphabet.json + language_model/{attrs.json, unigrams.txt, <n>gram.bin}
         report.update(order=cfg.lm_order, prune=cfg.lm_prune, tuned_on=cfg.eval_split_name, alpha=best["alpha"],
-                      beta=best["beta"], beam_width=cfg.lm_beam_width, fingerprint=file_hash(staged/RunDir.LM/binary.name),
+                      beta=best["beta"], beam_width=cfg.lm_beam_width,
+                      unk_score_offset=cfg.lm_unk_score_offset, score_boundary=cfg.lm_score_boundary, fingerprint=file_hash(staged/RunDir.LM/binary.name),
                       seconds=round(time.perf_counter() - t0, 2))
         run = RunDir(run_dir)
         shutil.rmtree(run.lm, ignore_errors=True)

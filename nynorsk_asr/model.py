@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 from .config import RunConfig
-from .errors import ConfigError, DamagedRunError, RunNotTrainedError
+from .errors import ConfigError, DamagedRunError, HubUnreachableError, RunNotTrainedError
 from .layout import RunDir
 from .ctc import CONV_KERNEL, CONV_STRIDE
 
 # %% auto #0
 __all__ = ['MODEL_FILES', 'model_config', 'build_model', 'load_pretrained', 'count_parameters', 'check_safetensors',
-           'trained_weights', 'file_hash', 'check_model_files', 'load_run_model']
+           'trained_weights', 'file_hash', 'check_model_files', 'load_run_model', 'weights_file', 'load_ctc_model']
 
 # %% ../nbs/13_model.ipynb #9e7726f8
 def _regularisation(cfg: RunConfig, processor) -> dict:
@@ -144,3 +144,39 @@ def load_run_model(run_dir, device=None) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Proces
     processor = _loaded("processor", run, lambda: Wav2Vec2Processor.from_pretrained(str(run)), mend)
     model = _loaded("model", run, lambda: Wav2Vec2ForCTC.from_pretrained(str(run), use_safetensors=True), mend)
     return model.to(device).eval(), processor
+
+# %% ../nbs/13_model.ipynb #5ade5e53
+def weights_file(folder) -> Path | None:
+    "The weights file of a model folder: safetensors first, else the PyTorch pickle."
+    return next((Path(folder)/n for n in ("model.safetensors", "pytorch_model.bin") if (Path(folder)/n).is_file()), None)
+
+def load_ctc_model(source: str, device=None) -> tuple:
+    "(model in eval mode, its processor, its folder) of a CTC model: a folder, or a hub id fetched once into the hub cache."
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+        try: folder = Path(snapshot_download(str(source)))
+        except Exception as e:  # huggingface_hub's errors: offline, unreachable, or no such repository
+            kind = type(e).__name__
+            if "RepositoryNotFound" in kind or "RevisionNotFound" in kind:
+                raise ConfigError(f"--model {source}: no such model on the Hugging Face hub, and no such folder here") from None
+            if any(k in kind for k in ("LocalEntryNotFound", "OfflineModeIsEnabled", "Connection", "Timeout", "HTTPError")):
+                raise HubUnreachableError(f"could not reach the Hugging Face hub for --model {source} ({str(e).splitlines()[0][:160]}); "
+                                          "download it where the hub is reachable and pass the local folder instead") from None
+            raise
+    if not (folder/RunDir.MODEL_CONFIG).is_file():
+        raise ConfigError(f"{source} has no config.json: --model needs a transformers model folder or hub id")
+    conf = json.loads((folder/RunDir.MODEL_CONFIG).read_text(encoding="utf-8"))
+    kind = ", ".join(conf.get("architectures") or []) or conf.get("model_type", "unknown")
+    if not any(a.endswith("ForCTC") for a in conf.get("architectures") or []):
+        raise ConfigError(f"{source} is a {kind} model, not a CTC one: --model needs a *ForCTC model (Wav2Vec2ForCTC, "
+                          "HubertForCTC, ...) with its tokenizer")
+    if not (folder/RunDir.VOCAB).is_file():
+        raise ConfigError(f"{source} ({kind}) has no tokenizer (vocab.json): --model needs the tokenizer that turns its "
+                          "CTC outputs into text")
+    if weights_file(folder) is None: raise ConfigError(f"{source} ({kind}) holds no weights (model.safetensors or pytorch_model.bin)")
+    from transformers import AutoModelForCTC
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    processor = Wav2Vec2Processor.from_pretrained(str(folder))  # feature extractor + tokenizer (its LM is loaded apart)
+    model = AutoModelForCTC.from_pretrained(str(folder))
+    return model.to(device).eval(), processor, folder

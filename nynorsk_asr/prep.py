@@ -15,7 +15,7 @@ from .config import RunConfig, config_hash, load_run_config, save_config
 from .errors import ConfigError, DataUnavailableError, NotARunError
 from .layout import RunDir, write_json
 from .rundir import check_rerun, is_trained, public_dataset_name, run_lock
-from .text import CleaningRules, clean_with_reason, unknown_characters
+from .text import CleaningRules, clean_with_reason, unknown_characters, training_reference
 from .corpus import Problems, split_names, default_cache_dir
 from .ctc import ctc_frames, ctc_frames_needed
 from .data import load_corpus_split
@@ -58,6 +58,7 @@ def _truncated(source, decoded_frames: int) -> bool:
 def decode_audio(audio: dict,               # {"path": str | None, "bytes": bytes | None}
                  sampling_rate: int = 16000,  # target rate
                  max_seconds: float | None = None,  # longer clips (by their header) are dropped before any decoding
+                 keep_silent: bool = False,  # a silent clip is returned (a held-out row is scored even so), not dropped
                 ) -> tuple[np.ndarray | None, list[str], str | None]:  # (mono float32 samples, fixes, drop reason)
     "Decode, down-mix and resample one clip; never raises on bad audio, returns a drop reason instead."
     data, path = (audio or {}).get("bytes"), (audio or {}).get("path")
@@ -88,7 +89,9 @@ def decode_audio(audio: dict,               # {"path": str | None, "bytes": byte
     if sr != sampling_rate:
         x = soxr.resample(x, sr, sampling_rate, quality="HQ").astype(np.float32, copy=False)
         fixes.append(f"resampled_from_{sr}")
-    if np.abs(x).max() < SILENCE_PEAK: return None, fixes, "silent"
+    if np.abs(x).max() < SILENCE_PEAK:
+        if not keep_silent: return None, fixes, "silent"
+        fixes.append("silent")
     return x, fixes, None
 
 # %% ../nbs/12_prep.ipynb #02cd1263
@@ -109,8 +112,13 @@ PREP_KEYS = ("sampling_rate", "min_duration_in_seconds", "max_duration_in_second
     f.name for f in fields(CleaningRules))
 
 def _prepare_row(raw, audio, rules: CleaningRules, sampling_rate: int, min_duration: float, max_duration: float,
-                 min_text_length: int) -> tuple[str, np.ndarray, list[str], str | None]:
-    "One row's fate: (cleaned text, normalised samples, fixes, drop reason or None)."
+                 min_text_length: int, held_out: bool = False) -> tuple[str, np.ndarray, list[str], str | None]:
+    "One row's fate: (cleaned text, normalised samples, fixes, drop reason or None). A held-out row is kept if it decodes."
+    if held_out:  # scored whatever its reference holds or however long it is: only audio that cannot be read is dropped
+        text, notes = training_reference(raw, rules)
+        x, fixes, reason = decode_audio(audio, sampling_rate, None, keep_silent=True)
+        if reason is not None: return "", np.zeros(0, np.float32), fixes, reason
+        return text, normalize(x), fixes + [f"reference_{n}" for n in notes], None
     text, reason = clean_with_reason(raw, rules)
     x, fixes = None, []
     if reason is None and len(text) < min_text_length: reason = "text_too_short"
@@ -133,8 +141,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 # %% ../nbs/12_prep.ipynb #4321078b
 def _prepare_batch(batch: dict, rules: CleaningRules, sampling_rate: int, min_duration: float,
-                   max_duration: float, min_text_length: int, threads: int = 1) -> dict:
-    args = (rules, sampling_rate, min_duration, max_duration, min_text_length)
+                   max_duration: float, min_text_length: int, threads: int = 1, held_out: bool = False) -> dict:
+    args = (rules, sampling_rate, min_duration, max_duration, min_text_length, held_out)
     texts, audios = list(batch["text"]), list(batch["audio"])  # read the lazy batch once, in this thread
     work = lambda i: _prepare_row(texts[i], audios[i], *args)
     rows = list(_pool(threads).map(work, range(len(texts)))) if threads > 1 else [work(i) for i in range(len(texts))]
@@ -211,8 +219,8 @@ def remove_orphans(folder, max_age_seconds: float = 24 * 3600) -> list[Path]:
     return removed
 
 # %% ../nbs/12_prep.ipynb #2f27a6e3
-def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Dataset:
-    "Every row of `corpus` prepared (`PREPARED_FEATURES`, `drop_reason` empty when kept), on all cores. Not cached."
+def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing", held_out: bool = False) -> Dataset:
+    "Every row of `corpus` prepared (`PREPARED_FEATURES`, `drop_reason` empty when kept), on all cores; `held_out`: for scoring. Not cached."
     # one process, a thread per core: measured here, 2 threads decode MP3 1.5x and WAV 1.75x faster than one,
     # while datasets' num_proc=2 was slower than one process on corpora of a few hundred clips (start-up, shards)
     threads = cfg.preprocessing_num_workers or os.cpu_count() or 1
@@ -221,21 +229,23 @@ def prepare_rows(corpus: Dataset, cfg: RunConfig, desc: str = "preparing") -> Da
                       load_from_cache_file=False, desc=desc,
                       fn_kwargs=dict(rules=CleaningRules.from_config(cfg), sampling_rate=cfg.sampling_rate,
                                      min_duration=cfg.min_duration_in_seconds, max_duration=cfg.max_duration_in_seconds,
-                                     min_text_length=cfg.min_text_length, threads=threads))
+                                     min_text_length=cfg.min_text_length, threads=threads, held_out=held_out))
 
 # %% ../nbs/12_prep.ipynb #cb1af3f4
-def prepare_split(cfg: RunConfig, split: str) -> tuple[Dataset, dict]:
+def prepare_split(cfg: RunConfig, split: str,
+                  held_out: bool = False,  # for scoring: every row that decodes, under `training_reference` (see `04_text`)
+                 ) -> tuple[Dataset, dict]:
     "Prepare one source split: (kept rows, report section). Cached; see above."
     corpus, problems = load_corpus_split(cfg, split)
     corpus, renamed = unique_ids(corpus, problems)
     corpus_fp = corpus_fingerprint(corpus)
-    key = hashlib.sha256(json.dumps([corpus_fp, config_hash(cfg, PREP_KEYS), PREP_VERSION,
-                                     problems.as_dict()]).encode()).hexdigest()[:16]
-    cache = default_cache_dir(cfg)/"prepared"/f"{split}-{key}"
+    key = hashlib.sha256(json.dumps([corpus_fp, config_hash(cfg, PREP_KEYS), PREP_VERSION, problems.as_dict()]
+                                    + (["held-out"] if held_out else [])).encode()).hexdigest()[:16]
+    cache = default_cache_dir(cfg)/"prepared"/(f"{split}-{key}" + ("-held-out" if held_out else ""))
     if (cache/"report.json").is_file():
         return load_from_disk(str(cache/"data")), json.loads((cache/"report.json").read_text())
     t0 = time.perf_counter()
-    prepared = prepare_rows(corpus, cfg, desc=f"preparing {split}")
+    prepared = prepare_rows(corpus, cfg, desc=f"preparing {split}" + (" for scoring" if held_out else ""), held_out=held_out)
     seconds = time.perf_counter() - t0
     report = summarize(prepared, problems)
     if renamed:
@@ -317,10 +327,10 @@ def recorded_source(run_dir) -> dict:
     return {"source": report.get("source"),
             "corpus_fingerprints": {s: r.get("corpus_fingerprint") for s, r in report.get("splits", {}).items()}}
 
-def load_eval_split(run_dir, cfg: RunConfig, split: str):
-    "The prepared `split` for evaluating the run: (rows, report); `DataUnavailableError` when its source is gone."
+def load_eval_split(run_dir, cfg: RunConfig, split: str, held_out: bool = False):
+    "The prepared `split` of the run (`held_out`: every row, for scoring): (rows, report); `DataUnavailableError` when its source is gone."
     recorded = recorded_source(run_dir)
-    try: ds, report = prepare_split(cfg, split)
+    try: ds, report = prepare_split(cfg, split, held_out)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         fp = recorded["corpus_fingerprints"].get(split)
         raise DataUnavailableError(

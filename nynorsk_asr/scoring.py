@@ -9,7 +9,7 @@ from pathlib import Path
 import evaluate, jiwer
 
 # %% auto #0
-__all__ = ['METRICS_DIR', 'error_counts', 'utterance_errors', 'load_metric', 'error_rates']
+__all__ = ['METRICS_DIR', 'PUBLISHED', 'error_counts', 'utterance_errors', 'load_metric', 'error_rates', 'anchors_for']
 
 # %% ../nbs/05_scoring.ipynb #e66fb32a
 def error_counts(references,             # a reference string, or a list of them
@@ -44,3 +44,20 @@ def error_rates(predictions: list[str], references: list[str]) -> dict:
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     return {"wer": load_metric("wer").compute(predictions=predictions, references=references)["wer"],
             "cer": load_metric("cer").compute(predictions=predictions, references=references)["cer"]}
+
+# %% ../nbs/05_scoring.ipynb #89b92218
+PUBLISHED = (  # NPSC test split (word and character error rate), from each model's card on the Hugging Face hub
+    {"model": "NbAiLab/wav2vec2-large-voxrex-npsc-nynorsk", "config": "16K_mp3_nynorsk", "parameters": "315M",
+     "wer_lm": 0.1222, "cer_lm": 0.0420, "wer_greedy": 0.1537, "cer_greedy": 0.0468, "source": "its model card (the target)"},
+    {"model": "NbAiLab/nb-wav2vec2-1b-nynorsk", "config": "16K_mp3_nynorsk", "parameters": "1B",
+     "wer_lm": 0.1132, "cer_lm": 0.0402, "wer_greedy": 0.1364, "cer_greedy": None, "source": "its model card"},
+    {"model": "NbAiLab/nb-wav2vec2-1b-bokmaal", "config": "16K_mp3_bokmaal", "parameters": "1B",
+     "wer_lm": 0.0633, "cer_lm": None, "wer_greedy": 0.0738, "cer_greedy": None, "source": "its model card"},
+    {"model": "NbAiLab/nb-wav2vec2-300m-bokmaal", "config": "16K_mp3_bokmaal", "parameters": "315M",
+     "wer_lm": 0.0703, "cer_lm": None, "wer_greedy": 0.0979, "cer_greedy": None, "source": "its model card"},
+)
+
+# %% ../nbs/05_scoring.ipynb #8ebdae30
+def anchors_for(config: str | None) -> list[dict]:
+    "The published anchors on one NPSC config (e.g. `16K_mp3_nynorsk`); [] for any other data."
+    return [a for a in PUBLISHED if a["config"] == config]

@@ -5,10 +5,13 @@
 # %% ../nbs/04_text.ipynb #ccfc2e48
 from __future__ import annotations
 import re, unicodedata
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from num2words import num2words
 
 # %% auto #0
-__all__ = ['HESITATIONS', 'DROP_REASONS', 'CleaningRules', 'clean_with_reason', 'clean_transcript', 'unknown_characters']
+__all__ = ['HESITATIONS', 'DROP_REASONS', 'PUBLISHED_STRIP', 'PUBLISHED_ACCENTS', 'PUBLISHED_TAGS', 'NORMALISATIONS',
+           'CleaningRules', 'clean_with_reason', 'clean_transcript', 'unknown_characters', 'published_normalise',
+           'training_reference']
 
 # %% ../nbs/04_text.ipynb #cd9a5a38
 @dataclass(frozen=True)
@@ -84,3 +87,32 @@ def unknown_characters(text: str, rules: CleaningRules | None = None) -> set[str
     text = _expand(text, rules)
     if rules.fold_accents: text = _fold_accents(text)
     return {c for c in _outside_alphabet(rules).findall(text) if unicodedata.category(c)[0] not in "PZ"}
+
+# %% ../nbs/04_text.ipynb #399d035b
+PUBLISHED_STRIP = re.compile(r'[,?.!\-;:"“%‘”�\'–_\\+#/]')
+PUBLISHED_ACCENTS = (("[áàâ]", "a"), ("ä", "æ"), ("[éèëê]", "e"), ("ö", "ø"), ("ç", "c"), ("[úùüû]", "u"))
+PUBLISHED_TAGS = {"<ee>": "eee", "<qq>": "qqq", "<mm>": "mmm", "<inaudible>": "xxx"}
+
+def published_normalise(text: str) -> str:
+    "NbAiLab's scoring normalisation of NPSC text (their `eval.py`), rule by rule in its order."
+    text = PUBLISHED_STRIP.sub("", (text or "").lower())
+    for pattern, letter in PUBLISHED_ACCENTS: text = re.sub(pattern, letter, text)
+    text = re.sub(r"\d+", lambda m: f" {num2words(int(m.group()), lang='no')} ", text)
+    for tag, word in PUBLISHED_TAGS.items(): text = text.replace(tag, word)
+    return " ".join(text.split())
+
+# %% ../nbs/04_text.ipynb #fc11075f
+def training_reference(text: str, rules: CleaningRules | None = None) -> tuple[str, list[str]]:
+    "A held-out reference under the training rules, never dropped: (text, what the training filters would have dropped it for)."
+    rules = rules or CleaningRules()
+    if not isinstance(text, str): return "", ["empty_after_cleaning"]
+    notes = ["inaudible"] if _inaudible.search(text) else []
+    text = _inaudible.sub(" ", text)
+    if _digit.search(_expand(text, rules)): notes.append("contains_digit")
+    cleaned, _ = clean_with_reason(text, replace(rules, drop_digits=False, drop_inaudible=False))
+    if cleaned is not None and rules.drop_digits: cleaned = " ".join(_digit.sub(" ", cleaned).split())  # deleted, as outside the alphabet
+    if not cleaned: notes.append("empty_after_cleaning")
+    return cleaned or "", notes
+
+NORMALISATIONS = {"training": lambda t, rules=None: training_reference(t, rules)[0],
+                  "published": lambda t, rules=None: published_normalise(t)}
