@@ -118,16 +118,28 @@ def build_kenlm(sentences,            # the text: a list of sentences, or a file
 
 # %% ../nbs/15_lm.ipynb #f55f5cfc
 def _ensure_end_of_sentence(arpa: Path):
-    "Add `</s>` to the unigrams if lmplz left it out (pyctcdecode scores sentence ends with it)."
-    lines = arpa.read_text(encoding="utf-8").split("\n")
-    start = lines.index("\\1-grams:")
-    end = lines.index("", start)
-    if any(l.split("\t")[1:2] == ["</s>"] for l in lines[start + 1:end]): return
-    s_line = next(l for l in lines[start + 1:end] if l.split("\t")[1:2] == ["<s>"])
-    lines.insert(end, s_line.replace("<s>", "</s>"))
-    n = next(i for i, l in enumerate(lines) if l.startswith("ngram 1="))
-    lines[n] = f"ngram 1={int(lines[n].split('=')[1]) + 1}"
-    arpa.write_text("\n".join(lines), encoding="utf-8")
+    "Add `</s>` to the unigrams if lmplz left it out (pyctcdecode scores sentence ends with it); streamed: an ARPA file can be GBs."
+    s_line, has_end, in_unigrams = None, False, False
+    with open(arpa, encoding="utf-8") as f:  # the header and the unigrams only
+        for line in f:
+            line = line.rstrip("\n")
+            if line == "\\1-grams:": in_unigrams = True
+            elif in_unigrams:
+                if not line: break
+                word = line.split("\t")[1:2]
+                if word == ["</s>"]: has_end = True; break
+                if word == ["<s>"]: s_line = line
+    if has_end or s_line is None: return
+    tmp = arpa.with_name(arpa.name + ".tmp")
+    with open(arpa, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        in_unigrams = False
+        for line in src:
+            if line.startswith("ngram 1="): line = f"ngram 1={int(line.split('=')[1]) + 1}\n"
+            elif line.rstrip("\n") == "\\1-grams:": in_unigrams = True
+            elif in_unigrams and not line.strip():
+                dst.write(s_line.replace("<s>", "</s>") + "\n"); in_unigrams = False
+            dst.write(line)
+    os.replace(tmp, arpa)
 
 # %% ../nbs/15_lm.ipynb #15a85a72
 def decoder_labels(processor) -> list[str]:

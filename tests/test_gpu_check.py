@@ -18,7 +18,11 @@ def test_gpu_check_dry_run(tmp_path):
     assert record["precision"] == "fp32" and record["global_step"] == 4 and record["train_samples"] > 20
     ev = json.loads((got / "test_greedy.json").read_text())
     assert ev["split"] == "test" and ev["utterances_evaluated"] > 0
-    assert "model-index:" in (got / "README.md").read_text()
+    card = (got / "README.md").read_text()
+    assert "model-index:" in card
+    # on NPSC the card reports the published normalisation, and shows the run beside the published models
+    assert "greedy decoding, published normalisation)" in card and ev["scores"]["published"]["rows_scored"] > 0
+    assert "Next to the published models" in card and "NbAiLab/wav2vec2-large-voxrex-npsc-nynorsk" in card
     lines = [json.loads(l) for l in (got / "gpu.jsonl").read_text().splitlines()]
     assert [(r["bench"], r["unit"]) for r in lines] == [("train-demo", "audio_seconds_per_second"),
                                                        ("train-demo", "samples_per_second"),
