@@ -126,7 +126,7 @@ def reproduce_command(r: dict) -> str:
                                        f"--minutes {r['minutes_short']:g},{r['minutes_long']:g}" if "minutes_short" in r else ""]
     elif kind == "accuracy": args = [f"--seeds {','.join(map(str, r['seeds']))}" if "seeds" in r else "", f"--steps {r['steps']}" if "steps" in r else "",
                                      f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
-    elif kind == "lm": args = [f"--megabytes {r['text_mb']:g}" if "text_mb" in r else "", f"--order {r['order']}" if "order" in r else ""]
+    elif kind == "lm": args = [f"--megabytes {r.get('megabytes', round(r['text_mb'])):g}" if "text_mb" in r else "", f"--order {r['order']}" if "order" in r else ""]
     else: args = []
     return " ".join(["nynorsk-asr bench", kind, *filter(None, args)])
 

@@ -73,7 +73,7 @@ def bench_lm(megabytes: float = 200, order: int = 3, memory: str = "500M", seed:
             runs[kind] = {**json.loads(m.stdout.strip().splitlines()[-1]), "wall_seconds": round(m.wall_seconds, 2), "peak_mb": round(m.peak_mb)}
         mb = corpus["megabytes"]
         ours, base = runs["ours"], runs["memory"]
-        common = dict(text_mb=mb, lines=corpus["lines"], vocabulary=corpus["vocabulary"], order=order, lmplz_memory=memory,
+        common = dict(megabytes=megabytes, text_mb=mb, lines=corpus["lines"], vocabulary=corpus["vocabulary"], order=order, lmplz_memory=memory,
                       baseline_name="cleaning and deduplication with the text held in memory, then the same lmplz",
                       lmplz_share_ours=round(ours["lmplz_seconds"] / ours["wall_seconds"], 3),
                       lmplz_share_baseline=round(base["lmplz_seconds"] / base["wall_seconds"], 3),
