@@ -110,7 +110,8 @@ def run_summary(r: dict | None) -> str:
     return "\n".join(["| test split, decoder | CER | WER | utterances |", "|---|---|---|---|", *rows, "",
                       (f"The LM lowers WER by {gain:.1%} (relative). " if gain is not None else "") +
                       f"Preset `{r['preset']}`: {_cell(r['parameters'])} parameters, {_cell(r['steps'])} steps in "
-                      f"{r['train_wall_seconds']:.0f} s of training on {r['machine']['hardware']} ({r['machine']['device']}), "
+                      f"{r['train_wall_seconds']:.0f} s of training on {r['machine']['hardware']}"
+                      + (f" ({r['machine']['device']})" if r['machine'].get('device') not in (None, "cpu") else "") + ", "
                       f"commit `{(r['commit'] or '')[:8]}`, {(r['timestamp'] or '')[:10]}; measured again by `{r['command']}`."])
 
 # %% ../nbs/31_results.ipynb #922d67c6
