@@ -16,7 +16,7 @@ from .provenance import git_provenance, hardware_name, library_versions
 # %% auto #0
 __all__ = ['machine_info', 'peak_rss', 'Measured', 'run_measured', 'bench_result', 'save_results', 'busy_cpus',
            'measured_bf16_peak', 'npsc_like_durations', 'speech_like', 'format_result', 'reproduce_command',
-           'read_jsonl', 'recorded', 'results_table']
+           'read_jsonl', 'recorded', 'latest_lines', 'results_table']
 
 # %% ../nbs/23_bench.ipynb #9b65bf36
 def machine_info() -> dict:
@@ -150,9 +150,12 @@ def _cell(x) -> str: return "" if x is None else f"{x:,}" if isinstance(x, (int,
 def recorded(kind: str | None = None, path=None) -> list[dict]:
     "The latest line of each figure per machine in the results record (`bench/results.jsonl`), of bench `kind` or all."
     path = Path(path) if path else (project_root() or Path("."))/"bench"/"results.jsonl"
+    return latest_lines([r for r in read_jsonl(path) if kind is None or r["bench"].split("-")[0] == kind])
+
+def latest_lines(rows: list[dict]) -> list[dict]:
+    "The latest of `rows` for each figure (bench and unit) on each machine, in the order first measured."
     latest = {}
-    for r in read_jsonl(path):
-        if kind is None or r["bench"].split("-")[0] == kind: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r
+    for r in rows: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r  # later lines replace earlier ones
     return list(latest.values())
 
 def results_table(rows: list[dict]) -> str:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_bench_lm.ipynb #6b349be3
 from __future__ import annotations
-import json, os, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 from .bench import bench_result, run_measured

@@ -4,10 +4,10 @@
 
 # %% ../nbs/31_results.ipynb #8fbcbafd
 from __future__ import annotations
-import datetime, io, json, re
+import io, json, re
 from pathlib import Path
 import yaml
-from .bench import _cell, read_jsonl, results_table
+from .bench import _cell, latest_lines, read_jsonl, results_table
 from .card import read_run
 from .errors import OutOfBandError, RecordError
 from .layout import write_atomic
@@ -181,7 +181,7 @@ def results_page(rows: list[dict], runs: list[dict] = (), bands: dict | None = N
         "## Benchmarks", "",
         f"The latest of {len(rows)} lines in `bench/results.jsonl` per figure and machine: ours and the baseline measured in the same",
         "run, their ratio (ours / baseline), the machine, the commit and the command that measures it again "
-        "(`23_bench` to `30_bench_lm` say what each compares).", "", results_table(list({(r["bench"], r["unit"], r["machine"]["hardware"]): r for r in rows}.values()))]) + "\n"
+        "(`23_bench` to `30_bench_lm` say what each compares).", "", results_table(latest_lines(rows))]) + "\n"
 
 # %% ../nbs/31_results.ipynb #7e945e7d
 _FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?(?:x|%|\s?(?:ms|s|min|minutes|seconds|h|hours|KB|MB|GB))(?!\w)|\d[\d,]*\.\d+)")
