@@ -21,9 +21,9 @@ from .scoring import error_rates, utterance_errors
 from .text import CleaningRules, published_normalise, training_reference
 
 # %% auto #0
-__all__ = ['FRAME_SECONDS', 'greedy_transcripts', 'plot_posteriogram', 'evaluate_decoders', 'normalised_scores', 'evaluate_model',
-           'eval_files', 'compare_table', 'differ_most', 'plot_comparison', 'group_of', 'rates_by_group',
-           'character_edits', 'worst_utterances', 'plot_error_analysis']
+__all__ = ['FRAME_SECONDS', 'greedy_transcripts', 'plot_posteriogram', 'evaluate_decoders', 'normalised_references',
+           'normalised_scores', 'evaluate_model', 'eval_files', 'compare_table', 'differ_most', 'plot_comparison',
+           'group_of', 'rates_by_group', 'character_edits', 'worst_utterances', 'plot_error_analysis']
 
 # %% ../nbs/16_evaluate.ipynb #8a9cb0b4
 def greedy_transcripts(model, processor, input_values: list, batch_size: int = 16, device=None,
@@ -95,18 +95,22 @@ def evaluate_decoders(run_dir,                  # a trained run directory
         return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name)
 
 # %% ../nbs/16_evaluate.ipynb #92e98e0e
-def normalised_scores(hypotheses: list[str], raw_references: list[str], ids: list[str], rules: CleaningRules | None = None) -> dict:
+def normalised_references(raw_references: list[str], rules: CleaningRules | None = None) -> dict:
+    "Each row's reference under each normalisation, computed once: `training` as (text, notes), `published` as text."
+    return {"training": [training_reference(r, rules) for r in raw_references],
+            "published": [published_normalise(r) for r in raw_references]}
+
+def normalised_scores(hypotheses: list[str], references: dict, ids: list[str], rules: CleaningRules | None = None) -> dict:
     "WER/CER of each normalisation (`training`, `published`) on the rows whose reference it leaves non-empty, with the row counts."
     out = {}
-    train = [training_reference(r, rules) for r in raw_references]
     for name in ("training", "published"):
-        refs = [t for t, _ in train] if name == "training" else [published_normalise(r) for r in raw_references]
+        refs = [t for t, _ in references["training"]] if name == "training" else references["published"]
         hyps = [training_reference(h, rules)[0] if name == "training" else published_normalise(h) for h in hypotheses]
         keep = [i for i, r in enumerate(refs) if r]
         rates = error_rates([hyps[i] for i in keep], [refs[i] for i in keep]) if keep else {"wer": None, "cer": None}
         out[name] = {**rates, "rows_scored": len(keep), "rows_with_empty_reference": [ids[i] for i, r in enumerate(refs) if not r]}
     flagged = defaultdict(list)
-    for uid, (_, notes) in zip(ids, train):
+    for uid, (_, notes) in zip(ids, references["training"]):
         for n in notes:
             if n != "empty_after_cleaning": flagged[n].append(uid)
     out["training"]["rows_the_training_filters_drop"] = dict(sorted(flagged.items()))
@@ -134,16 +138,18 @@ def _score(model, processor, chosen: dict, ds, report: dict, cfg: RunConfig, spl
     inputs = [np.asarray(x, np.float32) for x in ds["input_values"]]
     log_probs = utterance_log_probs(model, inputs, batch_size or cfg.per_device_eval_batch_size, device, progress, max_samples=longest)
     model_seconds = time.perf_counter() - t0
-    refs, raw, ids, audio = list(ds["text"]), list(ds["raw_text"]), list(ds["utterance_id"]), float(np.sum(ds["duration"]))
+    refs, ids, audio = list(ds["text"]), list(ds["utterance_id"]), float(np.sum(ds["duration"]))
+    rules = CleaningRules.from_config(cfg)
+    normalised = normalised_references(list(ds["raw_text"]), rules)  # once: the references do not depend on the decoder
     results = {}
     for decoder, (lm, info) in chosen.items():
         t1 = time.perf_counter()
         hyps = _decode(decoder, lm, processor, cfg, log_probs)
         seconds = model_seconds + time.perf_counter() - t1
-        utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, "published_reference": published_normalise(w),
+        utterances = [{"utterance_id": u, "speaker": s, "reference": r, "hypothesis": h, "published_reference": w,
                        **(utterance_errors(r, h) if r else {"word_errors": len(h.split()), "words": 0, "char_errors": len(h), "chars": 0})}
-                      for u, s, r, h, w in zip(ids, ds["speaker"], refs, hyps, raw)]
-        scores = normalised_scores(hyps, raw, ids, CleaningRules.from_config(cfg))
+                      for u, s, r, h, w in zip(ids, ds["speaker"], refs, hyps, normalised["published"])]
+        scores = normalised_scores(hyps, normalised, ids, rules)
         results[decoder] = {"split": split, "decoder": decoder, **({"model": model_name} if model_name else {}),
                             "normalisation": "training", "wer": scores["training"]["wer"], "cer": scores["training"]["cer"],
                             **info, "scores": scores, "utterances_windowed": sum(len(x) > longest for x in inputs),
