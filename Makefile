@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install espeak browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check record docs outputs clean
+.PHONY: install espeak gimp-help browser kenlm demo test test-fast lab sync-check lint-workflows readme readme-check results results-check record docs outputs clean
 
 $(STAMP): setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ espeak:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing espeak-ng (apt)"; apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
 		else echo "espeak-ng is missing; install it with: sudo apt-get install -y espeak-ng"; exit 1; fi; }
+
+# the Nynorsk GIMP manual, the real text of the synthetic corpus (nbs/09a_texts.ipynb): Debian's gimp-help-nn, unpacked
+# into the venv with dpkg-deb, because installing it would pull in a web browser for its www-browser dependency
+GIMP_HELP_DIR := /usr/share/gimp/2.0/help/nn
+gimp-help: | $(STAMP)
+	@test -d $(GIMP_HELP_DIR) || test -d $(VENV)$(GIMP_HELP_DIR) || test -n "$${NYNORSK_ASR_GIMP_HELP:-}" || { \
+		tmp=$$(mktemp -d); chmod 777 $$tmp; \
+		( cd $$tmp && apt-get download -qq gimp-help-nn 2>/dev/null ) || \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && ( cd $$tmp && apt-get download -qq gimp-help-nn ); } || \
+		{ echo "gimp-help-nn could not be downloaded; install it with: sudo apt-get install -y gimp-help-nn"; exit 1; }; \
+		dpkg-deb -x $$tmp/gimp-help-nn_*.deb $(VENV) && rm -rf $$tmp && echo "unpacked gimp-help-nn into $(VENV)$(GIMP_HELP_DIR)"; }
 
 # headless Chromium and its driver for the JupyterLab browser test (Debian's packages; a browser downloaded at
 # install time would not work offline); without them that one test is skipped
@@ -62,7 +73,7 @@ $(KENLM_BIN)/lmplz: | $(STAMP)
 
 kenlm: $(KENLM_BIN)/lmplz
 
-demo: install espeak kenlm
+demo: install espeak gimp-help kenlm
 	@mkdir -p $(DEMO_DIR)
 	$(BIN)/papermill nbs/train.ipynb $(DEMO_DIR)/train.ipynb -p output_dir $(abspath $(DEMO_DIR)) --log-output
 
@@ -89,7 +100,7 @@ docs: install
 
 # run every notebook's examples and keep their outputs (figures, tables) for GitHub and the docs; fails on a stderr
 # box or a progress-bar widget in an output; then nbdev_clean
-outputs: install espeak kenlm
+outputs: install espeak gimp-help kenlm
 	$(BIN)/python .ci/run_notebooks.py
 
 # the demo run's figures added to bench/runs.jsonl, then checked against the demo preset's band (exit 9 outside it)
@@ -103,12 +114,12 @@ lint-workflows: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # the tests in two tiers (tests/conftest.py): the fast one first (no training, no browser), then the slow one
-test: install espeak browser kenlm sync-check readme-check results-check lint-workflows
+test: install espeak gimp-help browser kenlm sync-check readme-check results-check lint-workflows
 	$(BIN)/nbdev_test --n_workers 1 --skip_file_re '^train'
 	$(BIN)/python -m pytest -q -m "not slow" tests
 	$(BIN)/python -m pytest -q -m slow tests
 
-test-fast: install espeak sync-check
+test-fast: install espeak gimp-help sync-check
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # JupyterLab at the repository root (README, runs/ and nbs/ all browsable), opening the index notebook; notebooks

@@ -25,7 +25,7 @@ setuptools.setup(
     ] + [f"Programming Language :: Python :: 3.{v}" for v in range(10, 14)],
     packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
     include_package_data=True,
-    package_data={cfg["lib_path"]: ["presets/*.yaml", "metrics/*/*.py", "corpus/*.txt"]},
+    package_data={cfg["lib_path"]: ["presets/*.yaml", "metrics/*/*.py", "sentences/*.txt"]},
     python_requires=">=" + cfg["min_python"],
     install_requires=cfg["requirements"].split(),
     extras_require={"dev": cfg["dev_requirements"].split()},

@@ -164,6 +164,28 @@ def _hyperparameters(cfg, record) -> str:
            ("ctc_loss_reduction", cfg.ctc_loss_reduction), ("ctc_zero_infinity", cfg.ctc_zero_infinity)]
     return "\n".join(f"- {k}: {v}" for k, v in items + reg)
 
+def _synthetic_prose(cfg, corpus: dict | None) -> str:
+    "What the synthetic corpus is made of and what it can show: sources and licences, speakers, acoustics, unseen words."
+    corpus = corpus or {}
+    names = {"templates": "hand-written templates (parliament, weather, everyday life)",
+             "gimp-help-nn": "the GIMP 2.10 manual's Nynorsk translation (Debian's gimp-help-nn, GFDL-1.2 or later)"}
+    sources = [names.get(s["source"], f"{s['source']} ({s.get('licence', 'licence not recorded')})")
+               for s in corpus.get("sources", [{"source": t} for t in cfg.synth_text.split("+")])]
+    test = corpus.get("splits", {}).get("test", {})
+    speakers = ("the test split's {} speakers are voice variants heard in no other split".format(test.get("speakers", "?"))
+                if cfg.synth_speakers == "disjoint" else "the same twelve voice variants speak every split")
+    acoustic = (f"Of the test utterances, {test.get('joined', 0)} join two or three sentences with pauses, "
+                f"{test.get('noisy', 0)} have noise added (5-30 dB SNR, coloured or babble) and {test.get('reverberant', 0)} "
+                f"a simple room reverb; lengths have median {test.get('median_seconds', 0)} s. "
+                if cfg.synth_acoustics == "varied" else "Every utterance is clean and holds one sentence. ")
+    oov = test.get("out_of_vocabulary")
+    unseen = (f"{oov['oov_token_rate']:.1%} of the test split's words ({oov['oov_type_rate']:.1%} of its word types) "
+              "never occur in training. " if oov else "")
+    return (f"The corpus is synthetic: Nynorsk sentences from {' and '.join(sources)}, spoken by espeak-ng's "
+            f"Norwegian voice; validation and test sentences never occur in training, and {speakers}. {acoustic}{unseen}"
+            "It measures the recipe on real text and unseen voices, but every voice is a synthesizer's: it says "
+            "nothing about real speech.\n\n")
+
 def _data_section(run) -> str:
     cfg, prep = run["cfg"], run["prep"]
     lines = []
@@ -171,10 +193,7 @@ def _data_section(run) -> str:
         drops = ", ".join(f"{k} {v['count']}" for k, v in r["dropped_by_reason"].items()) or "none"
         lines.append(f"| {split} | {r['rows']} | {r['kept']} | {r['kept_hours']:.2f} | {drops} |")
     src = (f"`{public_dataset_name(cfg)}`" + (f", config `{cfg.dataset_config_name}`" if cfg.dataset_config_name else ""))
-    synth = ("The corpus is synthetic: Nynorsk sentences from hand-written templates (parliament, weather, everyday "
-             "life), spoken by espeak-ng's Norwegian voice with varied speed, pitch and voice variant; validation and "
-             "test sentences never occur in training. It demonstrates and tests the recipe; it says nothing about "
-             "real speech.\n\n" if cfg.dataset_name == "synthetic" else "")
+    synth = _synthetic_prose(cfg, prep.get("corpus")) if cfg.dataset_name == "synthetic" else ""
     return (f"{synth}Data: {src}. Training on `{cfg.train_split_name}` ({prep['used']['train']} utterances after "
             f"filtering), evaluation during training on `{cfg.eval_split_name}` ({prep['used']['eval']}). "
             f"Clips between {cfg.min_duration_in_seconds} and {cfg.max_duration_in_seconds} s whose transcript fits "

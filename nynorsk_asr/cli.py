@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output_dir", default=None, help="with --model: where eval/<split>_<decoder>.json go")
     ev.add_argument("--batch_size", type=int, default=None); ev.add_argument("--max_samples", type=int, default=None)
     ev.add_argument("--dataset_name", default=None, help="read the data from this copy instead of the run's recorded source")
+    ev.add_argument("--outside", action="store_true", help="score the run instead on 40 sentences from neither text source, "
+                    "spoken by unseen voices, half in noise, through the HF pipeline (16a_outside) -> eval/outside.json")
     ev.add_argument("--decoder", choices=["greedy", "lm", "both"], default="greedy",
                     help="greedy, the run's language model (`nynorsk-asr lm` first), or both from one pass of the model")
     tr = sub.add_parser("transcribe", help="transcribe audio of any length with a trained run: text, timed words, subtitles",
@@ -205,6 +207,13 @@ def cmd_evaluate(args):
     if (args.model is None) == (args.run_dir is None):
         raise ConfigError("evaluate needs a RUN_DIR or --model ID_OR_DIR, one of the two")
     progress = sys.stderr.isatty()
+    if args.outside:
+        from nynorsk_asr.outside import evaluate_outside
+        if args.run_dir is None: raise ConfigError("--outside needs a RUN_DIR")
+        r = evaluate_outside(args.run_dir)
+        print("outside set through the HF pipeline: " + ", ".join(f"{k} CER {_rate(r[k]['cer'])} WER {_rate(r[k]['wer'])} "
+              f"({r[k]['utterances']})" for k in ("all", "clean", "noisy")) + f" -> {RunDir(args.run_dir).root/'eval'/'outside.json'}")
+        return
     if args.model is not None:
         if not args.output_dir: raise ConfigError("--model needs --output_dir: the folder its eval/ files go to")
         data = {k: getattr(args, k) for k in ("dataset_name", "dataset_config_name") if getattr(args, k)}

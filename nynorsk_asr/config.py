@@ -41,6 +41,9 @@ class RunConfig:
     synth_validation_size: int = 100  # validation utterances (sentences unseen in train)
     synth_test_size: int = 200  # test utterances (sentences unseen in train and validation)
     synth_voice: str = "nb"  # espeak-ng voice (there is no Nynorsk voice; `nb` reads Nynorsk well)
+    synth_text: str = "templates"  # text sources joined with "+": templates, gimp-help-nn, or a text file (09a_texts)
+    synth_speakers: str = "shared"  # "shared": 12 voices in every split; "disjoint": held-out speakers unheard in training
+    synth_acoustics: str = "clean"  # "clean", or "varied": joined sentences, silence, noise, reverb, gain (09b_acoustics)
     # --- transcript cleaning (NPSC conventions, see 04_text) ---
     lowercase: bool = True  # lowercase transcripts
     expand_hesitations: bool = True  # <ee> -> eee, <mm> -> mmm, <qq> -> qqq
@@ -128,6 +131,8 @@ _CHOICES = {
     "ctc_loss_reduction": ("mean", "sum"),
     "train_sampling_strategy": ("bucket_by_length", "group_by_length", "random", "sequential"),
     "feat_extract_norm": ("layer", "group"),
+    "synth_speakers": ("shared", "disjoint"),
+    "synth_acoustics": ("clean", "varied"),
 }
 
 def _field_types() -> dict:

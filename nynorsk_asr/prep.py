@@ -19,14 +19,15 @@ from .text import CleaningRules, clean_with_reason, unknown_characters, training
 from .corpus import Problems, split_names, default_cache_dir
 from .ctc import ctc_frames, ctc_frames_needed
 from .data import load_corpus_split
+from .synth import synthetic_report
 from .vocab import make_processor, build_processor
 
 # %% auto #0
 __all__ = ['SILENCE_PEAK', 'RATE_RANGE', 'PREP_VERSION', 'PREPARED_FEATURES', 'PREP_KEYS', 'WRITTEN_BY_PREPARE',
            'declared_wav_frames', 'decode_audio', 'normalize', 'summarize', 'unique_ids', 'corpus_fingerprint',
            'remove_orphans', 'prepare_rows', 'prepare_split', 'prepare_splits', 'prepare', 'source_record',
-           'save_report', 'format_report', 'plot_report', 'recorded_source', 'load_eval_split', 'trained_processor',
-           'check_run_folder', 'prepare_run']
+           'corpus_summary', 'save_report', 'format_report', 'plot_report', 'recorded_source', 'load_eval_split',
+           'trained_processor', 'check_run_folder', 'prepare_run']
 
 # %% ../nbs/12_prep.ipynb #ae98b5d4
 SILENCE_PEAK = 1e-4          # -80 dBFS
@@ -277,21 +278,26 @@ def prepare_splits(cfg: RunConfig) -> tuple[DatasetDict, dict]:
 def prepare(cfg: RunConfig, write_report: bool = True) -> DatasetDict:
     "Prepare the train and eval splits of `cfg`; write `<output_dir>/prep_report.json`."
     data, reports = prepare_splits(cfg)
-    if write_report: save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg))
+    if write_report: save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg), corpus_summary(cfg))
     return data
 
 def source_record(cfg: RunConfig) -> dict:
     "Which data a run is prepared from, as recorded in `prep_report.json` (evaluation checks it)."
     return {"dataset": public_dataset_name(cfg), **{k: getattr(cfg, k) for k in ("dataset_config_name", "dataset_revision")}}
 
-def save_report(out: Path, reports: dict, used: dict, source: dict | None = None):
-    "Write `prep_report.json`: the source, each split's section, the rows used, totals by reason."
+def corpus_summary(cfg: RunConfig) -> dict | None:
+    "The synthetic corpus's own report (text sources and licences, speakers, acoustics, out-of-vocabulary rates); None for other data."
+    return synthetic_report(cfg) if cfg.dataset_name == "synthetic" else None
+
+def save_report(out: Path, reports: dict, used: dict, source: dict | None = None, corpus: dict | None = None):
+    "Write `prep_report.json`: the source, each split's section, the rows used, totals by reason (and the corpus's own report)."
     out.mkdir(parents=True, exist_ok=True)
     total = Counter()
     for r in reports.values():
         for reason, v in r["dropped_by_reason"].items(): total[reason] += v["count"]
     doc = {"source": source, "splits": reports, "used": used, "dropped_total_by_reason": dict(sorted(total.items())),
            "kept_total": sum(r["kept"] for r in reports.values()), "rows_total": sum(r["rows"] for r in reports.values())}
+    if corpus is not None: doc["corpus"] = corpus
     write_json(RunDir(out).prep_report, doc)
 
 def format_report(report: dict) -> str:
@@ -382,5 +388,5 @@ def prepare_run(cfg: RunConfig, write: bool = True, allow_changes=()):
         texts = list(data["train"]["text"]) + list(data["eval"]["text"])
         processor = trained_processor(cfg, texts) if is_trained(cfg.output_dir) else None
         save_config(cfg)
-        save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg))
+        save_report(Path(cfg.output_dir), reports, {k: len(v) for k, v in data.items()}, source_record(cfg), corpus_summary(cfg))
         return data, processor or make_processor(texts, cfg.output_dir, cfg.sampling_rate)

@@ -8,14 +8,23 @@ import hashlib, json, os, random, shutil, subprocess
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
+import numpy as np
+import soundfile as sf
 from tqdm.auto import tqdm
+from .acoustics import babble, coloured_noise, compose
 from .config import RunConfig
 from .corpus import corpus_from_rows, corpus_row, canonical_split, default_cache_dir
+from .errors import ConfigError, DataUnavailableError
 from .layout import write_atomic
+from .text import clean_transcript
+from .texts import gimp_help_sentences, out_of_vocabulary, sentence_drop_reason
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'VARIANTS', 'SPLITS', 'synthetic_sentences', 'word_types', 'speaker_voice', 'espeak_command',
-           'require_espeak', 'corpus_plan', 'make_synthetic_corpus', 'load_synthetic']
+__all__ = ['TEMPLATES', 'VARIANTS', 'EXCLUDED_VARIANTS', 'HELD_OUT_SPEAKERS', 'MIN_TRAIN_SPEAKERS', 'TEXT_SOURCES', 'ACOUSTICS',
+           'SPLITS', 'LEGACY', 'SYNTH_TEXTS', 'SYNTH_SPEAKERS', 'SYNTH_ACOUSTICS', 'synthetic_sentences', 'word_types',
+           'speaker_voice', 'espeak_command', 'require_espeak', 'espeak_variants', 'speaker_sets', 'text_sources',
+           'source_sentences', 'acoustic_plan', 'check_held_out', 'plan_with_sources', 'corpus_plan', 'corpus_report',
+           'make_synthetic_corpus', 'synthetic_root', 'synthetic_report', 'load_synthetic']
 
 # %% ../nbs/10_synth.ipynb #f370a81c
 _PARLIAMENT_SUBJECT = ["representanten", "statsråden", "presidenten", "komiteen", "regjeringa", "fleirtalet",
@@ -115,6 +124,123 @@ def require_espeak() -> str:
                            "or set dataset_name to NPSC or your own data")
     return exe
 
+# %% ../nbs/10_synth.ipynb #52d98f68
+EXCLUDED_VARIANTS = ("whisper", "whisperf")  # whispered speech has no voicing at all: unlike anyone in a parliament
+HELD_OUT_SPEAKERS = {"validation": 4, "test": 8}  # voices heard in no other split
+MIN_TRAIN_SPEAKERS = 30
+
+def espeak_variants() -> list[str]:
+    "The voice variants this espeak-ng has (`espeak-ng --voices=variant`), whispering ones left out, sorted."
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    names = {line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5}
+    return sorted(names - set(EXCLUDED_VARIANTS), key=lambda n: (n.lower(), n))
+
+def speaker_sets(variants: list[str], seed: int) -> dict[str, list[dict]]:
+    "Disjoint speakers per split: each a variant with its own base speed (words per minute) and pitch."
+    rng = random.Random(seed + 2)
+    pool = list(variants); rng.shuffle(pool)
+    n_test, n_val = HELD_OUT_SPEAKERS["test"], HELD_OUT_SPEAKERS["validation"]
+    if len(pool) < n_test + n_val + MIN_TRAIN_SPEAKERS:
+        raise DataUnavailableError(f"this espeak-ng has {len(pool)} voice variants; disjoint speakers need at least "
+                                   f"{n_test + n_val + MIN_TRAIN_SPEAKERS} ({MIN_TRAIN_SPEAKERS} for training, "
+                                   f"{n_val} for validation, {n_test} for test); set synth_speakers: shared")
+    groups = {"test": pool[:n_test], "validation": pool[n_test:n_test + n_val], "train": pool[n_test + n_val:]}
+    return {split: [{"speaker": f"spk-{v.lower()}", "variant": v, "speed": rng.randint(130, 185),
+                     "pitch": rng.randint(15, 85)} for v in names] for split, names in groups.items()}
+
+# %% ../nbs/10_synth.ipynb #475e97e5
+TEXT_SOURCES = ("templates", "gimp-help-nn")
+
+def text_sources(spec: str) -> list[str]:
+    "`templates+gimp-help-nn` -> its sources; each a name in TEXT_SOURCES or a UTF-8 text file, one sentence a line."
+    parts = [p.strip() for p in str(spec).split("+") if p.strip()]
+    bad = [p for p in parts if p not in TEXT_SOURCES and not Path(p).is_file()]
+    if not parts or bad:
+        raise ConfigError(f"synth_text={spec!r}: {', '.join(map(repr, bad)) or 'nothing'} is neither a text source "
+                          f"({', '.join(TEXT_SOURCES)}) nor a text file; join several with '+'")
+    return parts
+
+def source_sentences(source: str, n_templates: int, seed: int, cache_dir=None) -> tuple[list[str], dict]:
+    "The distinct cleaned sentences of one source, in a seeded order, with the source's report."
+    if source == "templates":
+        return synthetic_sentences(n_templates, seed), {"source": "templates", "licence": "this project's own"}
+    if source == "gimp-help-nn": sentences, report = gimp_help_sentences(cache_dir)
+    else:
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+        cleaned = {clean_transcript(l) for l in lines if l.strip() and sentence_drop_reason(l) in (None, "fragment")}
+        sentences = sorted(s for s in cleaned if s)
+        if not sentences:
+            raise ConfigError(f"the text source {source} has no usable Nynorsk sentence in its {len(lines)} lines "
+                              "(each needs 4-20 words, no digits or markup, and a Nynorsk word)")
+        report = {"source": Path(source).name, "sentences": len(sentences)}
+    sentences = list(sentences); random.Random(seed).shuffle(sentences)
+    return sentences, report
+
+# %% ../nbs/10_synth.ipynb #82a396ee
+ACOUSTICS = {  # the "varied" acoustics: what share of utterances gets which treatment, and its range
+    "sentences": {1: 0.7, 2: 0.2, 3: 0.1},  # sentences joined into one utterance, with pauses between
+    "pause": (0.25, 1.0),          # seconds between joined sentences
+    "silence": (0.6, 0.05, 0.6),   # share with silence before and after, its range in seconds
+    "noise": (0.4, 5.0, 30.0),     # share with added noise, SNR range in dB
+    "noise_kinds": ("white", "pink", "brown", "babble"),
+    "reverb": (0.2, 0.2, 0.8),     # share in a reverberant room, RT60 range in seconds
+    "gain_db": (-12.0, 6.0),
+}
+_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+def acoustic_plan(rng: random.Random, varied: bool) -> dict:
+    "How one utterance sounds: number of sentences, pauses, silence, noise, reverb and gain (all clean when not `varied`)."
+    if not varied: return {"sentences": 1, "pauses": [], "lead": 0.0, "trail": 0.0, "gain_db": 0.0, "rt60": None, "noise": None}
+    a = ACOUSTICS
+    k = rng.choices(list(a["sentences"]), weights=list(a["sentences"].values()))[0]
+    silent = rng.random() < a["silence"][0]
+    return {"sentences": k, "pauses": [round(rng.uniform(*a["pause"]), 3) for _ in range(k - 1)],
+            "lead": round(rng.uniform(*a["silence"][1:]), 3) if silent else 0.0,
+            "trail": round(rng.uniform(*a["silence"][1:]), 3) if silent else 0.0,
+            "gain_db": round(rng.uniform(*a["gain_db"]), 2),
+            "rt60": round(rng.uniform(*a["reverb"][1:]), 3) if rng.random() < a["reverb"][0] else None,
+            "noise": ({"kind": rng.choice(a["noise_kinds"]), "snr_db": round(rng.uniform(*a["noise"][1:]), 1)}
+                      if rng.random() < a["noise"][0] else None)}
+
+# %% ../nbs/10_synth.ipynb #846ff3ea
+def _draw_sentences(sources, need: dict, seed: int, cache_dir) -> tuple[dict, list[dict]]:
+    "Sentences per split: held-out ones distinct and never in training; training may reuse its own when it runs out."
+    total = sum(need.values())
+    pools, reports = [], []
+    for i, src in enumerate(sources):
+        n_tpl = -(-total // len(sources)) if src == "templates" else 0
+        sentences, report = source_sentences(src, n_tpl, seed + i, cache_dir)
+        pools.append(sentences); reports.append(report)
+    out = {s: [] for s in SPLITS}
+    held_out, pos = set(), [0] * len(pools)
+    for split in ("test", "validation"):
+        for j in range(need[split]):
+            k = j % len(pools)
+            if pos[k] >= len(pools[k]) // 2:
+                raise ConfigError(f"the {split} split needs more distinct sentences than half of the text source "
+                                  f"{sources[k]} ({len(pools[k])} sentences); lower synth_{split}_size")
+            out[split].append(pools[k][pos[k]]); held_out.add(pools[k][pos[k]]); pos[k] += 1
+    rest = [[s for s in p[pos[k]:] if s not in held_out] for k, p in enumerate(pools)]
+    for j in range(need["train"]):
+        k = j % len(rest)
+        out["train"].append(rest[k][(j // len(rest)) % len(rest[k])])
+    for k, r in enumerate(reports):
+        r["train_sentences"] = len(rest[k])
+    return out, reports
+
+def check_held_out(plan: list[dict], disjoint_speakers: bool = True):
+    "Refuse a plan whose validation or test sentences (or, when disjoint, speakers) also occur in training."
+    train = [u for u in plan if u["split"] == "train"]
+    seen_text = {s for u in train for s in u.get("sentences", [u["text"]])}
+    seen_spk = {u["speaker"] for u in train}
+    for u in plan:
+        if u["split"] == "train": continue
+        same = [s for s in u.get("sentences", [u["text"]]) if s in seen_text]
+        if same:
+            raise ConfigError(f"{u['utterance_id']} ({u['split']}): its sentence {same[0]!r} is also in training")
+        if disjoint_speakers and u["speaker"] in seen_spk:
+            raise ConfigError(f"{u['utterance_id']} ({u['split']}): its speaker {u['speaker']} also speaks in training")
+
 # %% ../nbs/10_synth.ipynb #4c4053be
 SPLITS = ("train", "validation", "test")
 
@@ -122,8 +248,9 @@ def _espeak_version() -> str:
     return subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip()
 
 # %% ../nbs/10_synth.ipynb #abaff01a
-def corpus_plan(sizes: dict, seed: int, voice: str = "nb") -> list[dict]:
-    "Every utterance to synthesize: id, split, speaker, text and espeak-ng settings (no audio yet)."
+LEGACY = ("templates", "shared", "clean")  # the template corpus as it was: same plan, same cache key
+
+def _legacy_plan(sizes: dict, seed: int, voice: str) -> list[dict]:
     sentences = synthetic_sentences(sum(sizes[s] for s in SPLITS), seed)
     rng, plan, start = random.Random(seed + 1), [], 0
     for split in SPLITS:
@@ -134,21 +261,102 @@ def corpus_plan(sizes: dict, seed: int, voice: str = "nb") -> list[dict]:
         start += sizes[split]
     return plan
 
+def plan_with_sources(sizes: dict, seed: int, voice: str = "nb", text: str = "templates", speakers: str = "shared",
+                      acoustics: str = "clean", cache_dir=None) -> tuple[list[dict], list[dict]]:
+    "The corpus plan and the reports of its text sources."
+    if (text, speakers, acoustics) == LEGACY:
+        return _legacy_plan(sizes, seed, voice), [{"source": "templates", "licence": "this project's own"}]
+    rng = random.Random(seed + 1)
+    shapes = {s: [acoustic_plan(rng, acoustics == "varied") for _ in range(sizes[s])] for s in SPLITS}
+    texts, reports = _draw_sentences(text_sources(text), {s: sum(a["sentences"] for a in shapes[s]) for s in SPLITS},
+                                     seed, cache_dir)
+    voices = speaker_sets(espeak_variants(), seed) if speakers == "disjoint" else None
+    plan = []
+    for split in SPLITS:
+        todo = iter(texts[split])
+        for i, a in enumerate(shapes[split]):
+            sentences = [next(todo) for _ in range(a["sentences"])]
+            if voices:
+                s = rng.choice(voices[split])
+                who, v = s["speaker"], {"variant": s["variant"], "speed": s["speed"] + rng.randint(-10, 10),
+                                        "pitch": min(99, max(0, s["pitch"] + rng.randint(-6, 6)))}
+            else:
+                spk = rng.randrange(len(VARIANTS)); who, v = f"spk{spk:02d}", speaker_voice(spk, rng)
+            row = {"utterance_id": f"synth-{split}-{i:05d}", "split": split, "speaker": who, "text": " ".join(sentences),
+                   "sentences": sentences, "voice": voice, **v, "acoustics": a}
+            if a["noise"] and a["noise"]["kind"] == "babble":
+                others = [j for j in range(sizes[split]) if j != i]
+                row["babble_from"] = [f"synth-{split}-{j:05d}" for j in rng.sample(others, min(3, len(others)))]
+            plan.append(row)
+    check_held_out(plan, disjoint_speakers=speakers == "disjoint")
+    return plan, reports
+
+def corpus_plan(sizes: dict, seed: int, voice: str = "nb", text: str = "templates", speakers: str = "shared",
+                acoustics: str = "clean", cache_dir=None) -> list[dict]:
+    "Every utterance to synthesize: id, split, speaker, sentences, espeak-ng settings and acoustics (no audio yet)."
+    return plan_with_sources(sizes, seed, voice, text, speakers, acoustics, cache_dir)[0]
+
 # %% ../nbs/10_synth.ipynb #d339f428
-def make_synthetic_corpus(sizes: dict,              # utterances per split: {"train": 2000, "validation": 100, "test": 200}
-                          seed: int = 42,
-                          cache_dir=None,           # cache root (default: ~/.cache/nynorsk_asr)
-                          voice: str = "nb",        # espeak-ng voice
-                          num_workers: int | None = None,  # espeak-ng processes; None = all cores
-                         ) -> Path:                  # the corpus folder, holding manifest.jsonl and wav/
-    "Synthesize (or find cached) the corpus; return its folder."
-    require_espeak()
-    plan = corpus_plan(sizes, seed, voice)
-    key = hashlib.sha256(json.dumps([plan, _espeak_version()], sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(cache_dir or default_cache_dir())/"synthetic"/key
-    manifest = root/"manifest.jsonl"
-    if manifest.is_file(): return root
-    (root/"wav").mkdir(parents=True, exist_ok=True)
+def _espeak_to_array(text: str, path: Path, u: dict) -> tuple[np.ndarray, int]:
+    tmp = path.with_suffix(".tmp.wav")
+    subprocess.run(espeak_command(text, tmp, u["voice"], u["variant"], u["speed"], u["pitch"]), check=True, capture_output=True)
+    audio, rate = sf.read(tmp, dtype="float32")
+    tmp.unlink()
+    return audio, rate
+
+def _render(plan: list[dict], root: Path, workers: int):
+    "Speak every sentence, then compose each utterance from its sentences, silence, room, noise and gain."
+    parts_dir = root/"parts"; parts_dir.mkdir(exist_ok=True)
+    def speak(job):
+        u, j, text = job
+        part = parts_dir/f"{u['utterance_id']}-{j}.wav"
+        if not part.is_file():
+            audio, rate = _espeak_to_array(text, part, u)
+            sf.write(part.with_suffix(".part.wav"), audio, rate, subtype="PCM_16"); os.replace(part.with_suffix(".part.wav"), part)
+    jobs = [(u, j, s) for u in plan for j, s in enumerate(u["sentences"])]
+    with ThreadPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(speak, jobs), total=len(jobs), desc="espeak-ng", unit="sentence"))
+    def parts(uid: str, n: int) -> list[np.ndarray]:
+        return [sf.read(parts_dir/f"{uid}-{j}.wav", dtype="float32")[0] for j in range(n)]
+    def render(u):
+        wav = root/"wav"/f"{u['utterance_id']}.wav"
+        if wav.is_file(): return
+        a, pieces = u["acoustics"], parts(u["utterance_id"], len(u["sentences"]))
+        rate = sf.info(parts_dir/f"{u['utterance_id']}-0.wav").samplerate
+        rng = np.random.default_rng(int(hashlib.sha256(u["utterance_id"].encode()).hexdigest()[:8], 16))
+        n = int(round((a["lead"] + a["trail"] + sum(a["pauses"])) * rate)) + sum(map(len, pieces))
+        noise = None
+        if a["noise"] and a["noise"]["kind"] == "babble":
+            noise = babble([parts(o, 1)[0] for o in u.get("babble_from", [])], n, rng)
+        elif a["noise"]: noise = coloured_noise(n, _EXPONENT[a["noise"]["kind"]], rng)
+        y = compose(pieces, rate, a, noise, rng)
+        tmp = wav.with_suffix(".tmp.wav"); sf.write(tmp, y, rate, subtype="PCM_16"); os.replace(tmp, wav)
+    with ThreadPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(render, plan), total=len(plan), desc="acoustics", unit="utt"))
+    shutil.rmtree(parts_dir)
+
+def corpus_report(plan: list[dict], sources: list[dict], durations: dict) -> dict:
+    "What the corpus holds, per split: utterances, speakers, hours, acoustics, and the held-out words never trained on."
+    by = {s: [u for u in plan if u["split"] == s] for s in SPLITS}
+    train_text = [u["text"] for u in by["train"]]
+    def split_report(rows):
+        secs = sorted(durations[u["utterance_id"]] for u in rows)
+        acoustic = [u.get("acoustics") or {} for u in rows]
+        return {"utterances": len(rows), "sentences": len({s for u in rows for s in u.get("sentences", [u["text"]])}),
+                "speakers": len({u["speaker"] for u in rows}), "hours": round(sum(secs) / 3600, 3),
+                "median_seconds": round(secs[len(secs) // 2], 2) if secs else 0.0,
+                "max_seconds": round(secs[-1], 2) if secs else 0.0,
+                "joined": sum(a.get("sentences", 1) > 1 for a in acoustic),
+                "noisy": sum(bool(a.get("noise")) for a in acoustic), "reverberant": sum(bool(a.get("rt60")) for a in acoustic)}
+    report = {"sources": sources, "splits": {s: split_report(r) for s, r in by.items()}}
+    for s in ("validation", "test"):
+        report["splits"][s]["out_of_vocabulary"] = out_of_vocabulary(train_text, [u["text"] for u in by[s]])
+    return report
+
+
+# %% ../nbs/10_synth.ipynb #90407294
+def _speak_legacy(plan: list[dict], root: Path, workers: int):
+    "The template corpus: each utterance is one sentence, written by espeak-ng as it speaks."
     def speak(u):
         wav = root/"wav"/f"{u['utterance_id']}.wav"
         if not wav.is_file():
@@ -156,19 +364,60 @@ def make_synthetic_corpus(sizes: dict,              # utterances per split: {"tr
             subprocess.run(espeak_command(u["text"], tmp, u["voice"], u["variant"], u["speed"], u["pitch"]),
                            check=True, capture_output=True)
             os.replace(tmp, wav)
-        return {**u, "path": f"wav/{wav.name}"}
-    with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as pool:
-        rows = list(tqdm(pool.map(speak, plan), total=len(plan), desc="espeak-ng", unit="utt"))
-    write_atomic(manifest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "the cache folder", "cache_dir")
+    with ThreadPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(speak, plan), total=len(plan), desc="espeak-ng", unit="utt"))
+
+SYNTH_TEXTS = ("templates", "gimp-help-nn", "templates+gimp-help-nn")  # or a text file, alone or joined with '+'
+SYNTH_SPEAKERS = ("shared", "disjoint")
+SYNTH_ACOUSTICS = ("clean", "varied")
+
+def make_synthetic_corpus(sizes: dict,              # utterances per split: {"train": 2000, "validation": 100, "test": 200}
+                          seed: int = 42,
+                          cache_dir=None,           # cache root (default: ~/.cache/nynorsk_asr)
+                          voice: str = "nb",        # espeak-ng voice
+                          num_workers: int | None = None,  # espeak-ng processes; None = all cores
+                          text: str = "templates",  # text sources, joined with '+': SYNTH_TEXTS or a text file
+                          speakers: str = "shared", # "shared": 12 voices in every split; "disjoint": unseen held-out voices
+                          acoustics: str = "clean", # "clean" or "varied": pauses, silence, noise, reverb, gain
+                         ) -> Path:                  # the corpus folder, holding manifest.jsonl, corpus.json and wav/
+    "Synthesize (or find cached) the corpus; return its folder."
+    require_espeak()
+    if speakers not in SYNTH_SPEAKERS: raise ConfigError(f"synth_speakers={speakers!r}; valid: {', '.join(SYNTH_SPEAKERS)}")
+    if acoustics not in SYNTH_ACOUSTICS: raise ConfigError(f"synth_acoustics={acoustics!r}; valid: {', '.join(SYNTH_ACOUSTICS)}")
+    plan, sources = plan_with_sources(sizes, seed, voice, text, speakers, acoustics, cache_dir)
+    key = hashlib.sha256(json.dumps([plan, _espeak_version()], sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(cache_dir or default_cache_dir())/"synthetic"/key
+    manifest = root/"manifest.jsonl"
+    if not manifest.is_file():
+        (root/"wav").mkdir(parents=True, exist_ok=True)
+        workers = num_workers or os.cpu_count() or 1
+        if (text, speakers, acoustics) == LEGACY: _speak_legacy(plan, root, workers)
+        else: _render(plan, root, workers)
+    if not (root/"corpus.json").is_file():  # written before the manifest; a cache from before the report gets one
+        durations = {u["utterance_id"]: sf.info(root/"wav"/f"{u['utterance_id']}.wav").duration for u in plan}
+        write_atomic(root/"corpus.json", json.dumps(corpus_report(plan, sources, durations), ensure_ascii=False, indent=1),
+                     "the cache folder", "cache_dir")
+    if not manifest.is_file():
+        rows = [{**u, "path": f"wav/{u['utterance_id']}.wav"} for u in plan]
+        write_atomic(manifest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "the cache folder", "cache_dir")
     return root
 
 # %% ../nbs/10_synth.ipynb #c4d098d5
+def synthetic_root(cfg: RunConfig) -> Path:
+    "The folder of the synthetic corpus `cfg` names, made on first use."
+    sizes = {"train": cfg.synth_train_size, "validation": cfg.synth_validation_size, "test": cfg.synth_test_size}
+    return make_synthetic_corpus(sizes, cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers,
+                                 cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
+
+def synthetic_report(cfg: RunConfig) -> dict:
+    "The synthetic corpus's own report (`corpus.json`): sources, speakers, hours, acoustics, out-of-vocabulary rates."
+    return json.loads((synthetic_root(cfg)/"corpus.json").read_text(encoding="utf-8"))
+
 def load_synthetic(cfg: RunConfig, split: str):
     "One split of the synthetic corpus (made on first use) in the standard corpus columns."
     split = canonical_split(split)
     if split not in SPLITS: raise ValueError(f"the synthetic corpus has splits {', '.join(SPLITS)}, not {split!r}")
-    sizes = {"train": cfg.synth_train_size, "validation": cfg.synth_validation_size, "test": cfg.synth_test_size}
-    root = make_synthetic_corpus(sizes, cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers)
+    root = synthetic_root(cfg)
     rows = [json.loads(l) for l in (root/"manifest.jsonl").read_text(encoding="utf-8").splitlines()]
     return corpus_from_rows([corpus_row(r["utterance_id"], r["speaker"], r["split"], r["text"], root/r["path"])
                              for r in rows if r["split"] == split])

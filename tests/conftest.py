@@ -17,8 +17,9 @@ ROOT = Path(__file__).parents[1]
 TINY = dict(synth_train_size=40, synth_validation_size=6, synth_test_size=6, max_steps=30, eval_steps=10,
             save_steps=10, logging_steps=5, warmup_steps=5, per_device_train_batch_size=4,
             per_device_eval_batch_size=8)
-# the demo preset, shorter: enough for a model whose greedy output is close, so an LM has letters to fix
-SHORT = dict(max_steps=1200, eval_steps=600, save_steps=600, logging_steps=100)
+# the template corpus's preset, shorter: enough for a model whose greedy output is close, so an LM has letters to fix
+# (the demo's real text needs far longer to get there)
+SHORT = dict(preset="templates", max_steps=1200, eval_steps=600, save_steps=600, logging_steps=100)
 # fixtures that train a model: a test that uses one (directly or through another fixture) is in the slow tier
 TRAINING_FIXTURES = {"lm_run", "finished", "with_lm", "trained", "trained_output", "evaluated", "transformers4"}
 
@@ -84,10 +85,10 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lm_run(tmp_path_factory):
-    "A demo-sized run trained briefly, with its LM, evaluated greedy and with the LM, and its card; shared by test modules."
+    "A template-corpus run trained briefly, with its LM, evaluated greedy and with the LM, and its card; shared by test modules."
     from nynorsk_asr.synth import synthetic_sentences
     from nynorsk_asr.config import load_config
-    cfg = load_config("demo")
+    cfg = load_config("templates")
     sentences = synthetic_sentences(cfg.synth_train_size + cfg.synth_validation_size + cfg.synth_test_size, cfg.seed)
     extra = tmp_path_factory.mktemp("lmtext") / "planted.txt"
     extra.write_text(f"{sentences[-1]}\nEin heilt ny setning om ferja til Stord.\n", encoding="utf-8")
