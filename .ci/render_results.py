@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The results of record, generated from bench/ (`nynorsk_asr.results`), never edited by hand:
-RESULTS.md, the demo's picture bench/demo.png, the demo summary in nbs/index.ipynb and so README.md.
+RESULTS.md, the demo's picture bench/demo.png, the candidate presets' curves bench/curves.png, the demo summary in nbs/index.ipynb and so README.md.
   python .ci/render_results.py           write them
   python .ci/render_results.py --check   exit 1 when one is stale, or README.md quotes a figure no record holds
 """
@@ -20,8 +20,8 @@ def summary_output(text: str) -> dict:
 
 def main(argv):
     import matplotlib; matplotlib.use("Agg")
-    from nynorsk_asr.results import (latest_run, load_bands, plot_run, png_description, read_jsonl, record_digest,
-                                     results_page, run_summary, unrecorded_figures)
+    from nynorsk_asr.results import (CURVE_PRESETS, latest_run, load_bands, plot_curves, plot_run, png_description, read_jsonl,
+                                     record_digest, results_page, run_summary, unrecorded_figures)
     check = "--check" in argv
     rows, runs = read_jsonl(ROOT/"bench"/"results.jsonl"), read_jsonl(ROOT/"bench"/"runs.jsonl")
     page = results_page(rows, runs, load_bands(ROOT/"bench"/"bands.yaml"))
@@ -33,6 +33,11 @@ def main(argv):
     if demo is not None and png_description(png) != record_digest(demo):
         if check: print(f"{png.relative_to(ROOT)} was not drawn from the latest demo record: run `make results`", file=sys.stderr); status = 1
         else: plot_run(demo, png); print(f"wrote {png.relative_to(ROOT)}")
+    # the candidate presets' curves: stamped with the digest of the records they were drawn from
+    curves, latest = ROOT/"bench"/"curves.png", [r for r in (latest_run(runs, p) for p in CURVE_PRESETS) if r is not None]
+    if latest and png_description(curves) != record_digest(latest):
+        if check: print(f"{curves.relative_to(ROOT)} was not drawn from the latest records: run `make results`", file=sys.stderr); status = 1
+        else: plot_curves(runs, path=curves); print(f"wrote {curves.relative_to(ROOT)}")
     # the index notebook's summary cell, and README.md rendered from the notebook
     nb = json.loads(INDEX.read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code" and SUMMARY_CALL in "".join(c["source"])]

@@ -14,9 +14,9 @@ from .layout import write_atomic
 from .scoring import PUBLISHED
 
 # %% auto #0
-__all__ = ['anchors_table', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band', 'append_record', 'latest_run',
-           'run_summary', 'plot_run', 'record_digest', 'png_description', 'results_page', 'prose_figures',
-           'unrecorded_figures']
+__all__ = ['CURVE_PRESETS', 'anchors_table', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band',
+           'append_record', 'latest_run', 'run_summary', 'plot_run', 'record_digest', 'png_description',
+           'curve_seconds', 'plot_curves', 'results_page', 'prose_figures', 'unrecorded_figures']
 
 # %% ../nbs/31_results.ipynb #013d9b9c
 def anchors_table(config: str | None = None) -> str:
@@ -152,6 +152,36 @@ def png_description(path) -> str | None:
         i += 12 + n
     return None
 
+# %% ../nbs/31_results.ipynb #b692f704
+CURVE_PRESETS = ("demo", "demo-long")  # the candidate presets on the demo corpus, drawn in bench/curves.png
+
+def curve_seconds(r: dict) -> list[float]:
+    "Training seconds at each validation point of record `r`, pro rata of its steps (every step of one preset costs alike)."
+    return [round(r["train_wall_seconds"] * p["step"] / r["steps"], 1) for p in r["curve"]]
+
+def plot_curves(runs: list[dict], presets=CURVE_PRESETS, path=None):
+    "Validation CER against training time for the latest record of each preset, its test CER at the end; PNG to `path`."
+    import matplotlib.pyplot as plt
+    latest = [r for r in (latest_run(runs, p) for p in presets) if r is not None]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for r in latest:
+        line, = ax.plot([s / 60 for s in curve_seconds(r)], [p["cer"] for p in r["curve"]], "o-", ms=3,
+                        label=f"{r['preset']}: validation CER ({r['steps']} steps)")
+        test = r["figures"].get("test_greedy_cer")
+        if test is not None:
+            ax.plot([r["train_wall_seconds"] / 60], [test], "*", ms=12, color=line.get_color())
+            ax.annotate(f"test {test:.3f}", (r["train_wall_seconds"] / 60, test), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.axhline(0.10, ls=":", color="grey"); ax.annotate("goal: test CER 0.10", (0, 0.10), textcoords="offset points", xytext=(2, 3), fontsize=8)
+    machines = sorted({r["machine"]["hardware"] for r in latest})
+    ax.set(xlabel=f"training minutes ({', '.join(machines) or 'no record'})", ylabel="CER (greedy)", ylim=(0, 1.05),
+           title="the demo corpus: error against training time"); ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=100, metadata={"Software": None, "Description": record_digest(latest)})
+        write_atomic(path, png.getvalue(), what="the picture's folder", flag="--output")
+    return fig
+
 # %% ../nbs/31_results.ipynb #d80d18b9
 def _runs_table(runs: list[dict], bands: dict) -> list[str]:
     latest = {}
@@ -177,7 +207,11 @@ def results_page(rows: list[dict], runs: list[dict] = (), bands: dict | None = N
         "", "# Results of record", "", "## Trained runs", "",
         f"The latest of {len(runs)} run records in `bench/runs.jsonl` per preset and machine (`nynorsk-asr record RUN`), with the",
         "band from `bench/bands.yaml` that a fresh run of the preset must land in.", "",
-        *_runs_table(list(runs), bands), "", "## Published anchors (NPSC test split)", "", anchors_table(), "",
+        *_runs_table(list(runs), bands), "",
+        *(["The candidate presets on the demo corpus, validation CER against training time (each record's training "
+           "seconds shared out over its steps) and test CER at the end:", "", "![CER against training time](bench/curves.png)", ""]
+          if any(latest_run(list(runs), p) for p in CURVE_PRESETS) else []),
+        "## Published anchors (NPSC test split)", "", anchors_table(), "",
         "## Benchmarks", "",
         f"The latest of {len(rows)} lines in `bench/results.jsonl` per figure and machine: ours and the baseline measured in the same",
         "run, their ratio (ours / baseline), the machine, the commit and the command that measures it again "

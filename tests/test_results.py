@@ -10,10 +10,10 @@ ROOT = Path(__file__).parents[1]
 def test_a_trained_run_is_recorded_once_and_checked_against_its_band(lm_run, tmp_path, capsys):
     runs = tmp_path / "runs.jsonl"
     bands = tmp_path / "bands.yaml"
-    bands.write_text("demo:\n  test_greedy_cer: [0.0, 1.0]\n  test_lm_wer: [0.0, 1.5]\n")
+    bands.write_text("templates:\n  test_greedy_cer: [0.0, 1.0]\n  test_lm_wer: [0.0, 1.5]\n")  # lm_run's preset
     code, out, err = run_main(capsys, "record", lm_run, "--results", runs, "--bands", bands)
     assert code == 0, err
-    assert "appended to" in out and "inside the 'demo' band" in out
+    assert "appended to" in out and "inside the 'templates' band" in out
     record = json.loads(runs.read_text())
     ev = json.loads((lm_run / "eval" / "test_greedy.json").read_text())
     assert record["figures"]["test_greedy_cer"] == round(ev["cer"], 5) and record["model_fingerprint"] == ev["model_fingerprint"]
@@ -21,7 +21,7 @@ def test_a_trained_run_is_recorded_once_and_checked_against_its_band(lm_run, tmp
     code, out, _ = run_main(capsys, "record", lm_run, "--results", runs)
     assert code == 0 and "already in" in out and len(runs.read_text().splitlines()) == 1
     # a band the run leaves: the record is still written (the truth), then exit 9 names the figure
-    bands.write_text("demo:\n  test_greedy_cer: [0.0, 0.00001]\n")
+    bands.write_text("templates:\n  test_greedy_cer: [0.0, 0.00001]\n")
     code, _, err = run_main(capsys, "record", lm_run, "--bands", bands)
     one_line_error(err, 9, "test_greedy_cer", "is outside [0.0, 1e-05]")
 
