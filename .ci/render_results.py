@@ -20,7 +20,7 @@ def summary_output(text: str) -> dict:
 
 def main(argv):
     import matplotlib; matplotlib.use("Agg")
-    from nynorsk_asr.results import (CURVE_PRESETS, latest_run, load_bands, plot_curves, plot_run, png_description, read_jsonl,
+    from nynorsk_asr.results import (curve_records, latest_run, load_bands, plot_curves, plot_run, png_description, read_jsonl,
                                      record_digest, results_page, run_summary, unrecorded_figures)
     check = "--check" in argv
     rows, runs = read_jsonl(ROOT/"bench"/"results.jsonl"), read_jsonl(ROOT/"bench"/"runs.jsonl")
@@ -34,7 +34,7 @@ def main(argv):
         if check: print(f"{png.relative_to(ROOT)} was not drawn from the latest demo record: run `make results`", file=sys.stderr); status = 1
         else: plot_run(demo, png); print(f"wrote {png.relative_to(ROOT)}")
     # the candidate presets' curves: stamped with the digest of the records they were drawn from
-    curves, latest = ROOT/"bench"/"curves.png", [r for r in (latest_run(runs, p) for p in CURVE_PRESETS) if r is not None]
+    curves, latest = ROOT/"bench"/"curves.png", curve_records(runs)
     if latest and png_description(curves) != record_digest(latest):
         if check: print(f"{curves.relative_to(ROOT)} was not drawn from the latest records: run `make results`", file=sys.stderr); status = 1
         else: plot_curves(runs, path=curves); print(f"wrote {curves.relative_to(ROOT)}")

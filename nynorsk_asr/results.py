@@ -15,8 +15,8 @@ from .scoring import PUBLISHED
 
 # %% auto #0
 __all__ = ['CURVE_PRESETS', 'anchors_table', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band',
-           'append_record', 'latest_run', 'run_summary', 'plot_run', 'record_digest', 'png_description',
-           'curve_seconds', 'plot_curves', 'results_page', 'prose_figures', 'unrecorded_figures']
+           'append_record', 'latest_run', 'run_summary', 'plot_run', 'save_stamped', 'record_digest', 'png_description',
+           'curve_seconds', 'curve_records', 'plot_curves', 'results_page', 'prose_figures', 'unrecorded_figures']
 
 # %% ../nbs/31_results.ipynb #013d9b9c
 def anchors_table(config: str | None = None) -> str:
@@ -129,13 +129,16 @@ def plot_run(r: dict, path=None):
         a2.bar_label(bars, fmt="%.3f", fontsize=8)
     a2.set_xticks(list(x), ["greedy" if d == "greedy" else "with LM" for d in decs]); a2.set(title="test split", ylabel="error rate"); a2.legend()
     fig.tight_layout()
-    if path is not None:
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=100, metadata={"Software": None, "Description": record_digest(r)})
-        write_atomic(path, png.getvalue(), what="the picture's folder", flag="--output")
+    if path is not None: save_stamped(fig, path, record_digest(r))
     return fig
 
-def record_digest(r: dict) -> str:
+def save_stamped(fig, path, digest: str):
+    "Write `fig` as a PNG whose `Description` is `digest` (of the records it was drawn from), atomically."
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, metadata={"Software": None, "Description": digest})
+    write_atomic(path, png.getvalue(), what="the picture's folder", flag="--output")
+
+def record_digest(r) -> str:
     "A short digest of a record: the picture drawn from it carries it, so a stale picture is found without redrawing it."
     import hashlib
     return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
@@ -159,10 +162,14 @@ def curve_seconds(r: dict) -> list[float]:
     "Training seconds at each validation point of record `r`, pro rata of its steps (every step of one preset costs alike)."
     return [round(r["train_wall_seconds"] * p["step"] / r["steps"], 1) for p in r["curve"]]
 
+def curve_records(runs: list[dict], presets=CURVE_PRESETS) -> list[dict]:
+    "The latest record of each of `presets` that has one: what `plot_curves` draws and its picture's digest covers."
+    return [r for r in (latest_run(runs, p) for p in presets) if r is not None]
+
 def plot_curves(runs: list[dict], presets=CURVE_PRESETS, path=None):
     "Validation CER against training time for the latest record of each preset, its test CER at the end; PNG to `path`."
     import matplotlib.pyplot as plt
-    latest = [r for r in (latest_run(runs, p) for p in presets) if r is not None]
+    latest = curve_records(runs, presets)
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for r in latest:
         line, = ax.plot([s / 60 for s in curve_seconds(r)], [p["cer"] for p in r["curve"]], "o-", ms=3,
@@ -176,10 +183,7 @@ def plot_curves(runs: list[dict], presets=CURVE_PRESETS, path=None):
     ax.set(xlabel=f"training minutes ({', '.join(machines) or 'no record'})", ylabel="CER (greedy)", ylim=(0, 1.05),
            title="the demo corpus: error against training time"); ax.legend(fontsize=8)
     fig.tight_layout()
-    if path is not None:
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=100, metadata={"Software": None, "Description": record_digest(latest)})
-        write_atomic(path, png.getvalue(), what="the picture's folder", flag="--output")
+    if path is not None: save_stamped(fig, path, record_digest(latest))
     return fig
 
 # %% ../nbs/31_results.ipynb #d80d18b9
@@ -210,7 +214,7 @@ def results_page(rows: list[dict], runs: list[dict] = (), bands: dict | None = N
         *_runs_table(list(runs), bands), "",
         *(["The candidate presets on the demo corpus, validation CER against training time (each record's training "
            "seconds shared out over its steps) and test CER at the end:", "", "![CER against training time](bench/curves.png)", ""]
-          if any(latest_run(list(runs), p) for p in CURVE_PRESETS) else []),
+          if curve_records(list(runs)) else []),
         "## Published anchors (NPSC test split)", "", anchors_table(), "",
         "## Benchmarks", "",
         f"The latest of {len(rows)} lines in `bench/results.jsonl` per figure and machine: ours and the baseline measured in the same",

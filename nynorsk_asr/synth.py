@@ -403,11 +403,17 @@ def make_synthetic_corpus(sizes: dict,              # utterances per split: {"tr
     return root
 
 # %% ../nbs/10_synth.ipynb #c4d098d5
+_ROOTS: dict[tuple, Path] = {}  # corpora this process has planned: each split and the report would plan it again
+
 def synthetic_root(cfg: RunConfig) -> Path:
-    "The folder of the synthetic corpus `cfg` names, made on first use."
+    "The folder of the synthetic corpus `cfg` names, made on first use (planned once per process while it exists)."
+    key = (cfg.synth_train_size, cfg.synth_validation_size, cfg.synth_test_size, cfg.seed, str(default_cache_dir(cfg)),
+           cfg.synth_voice, cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
+    if key in _ROOTS and (_ROOTS[key]/"manifest.jsonl").is_file(): return _ROOTS[key]
     sizes = {"train": cfg.synth_train_size, "validation": cfg.synth_validation_size, "test": cfg.synth_test_size}
-    return make_synthetic_corpus(sizes, cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers,
-                                 cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
+    _ROOTS[key] = make_synthetic_corpus(sizes, cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers,
+                                        cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
+    return _ROOTS[key]
 
 def synthetic_report(cfg: RunConfig) -> dict:
     "The synthetic corpus's own report (`corpus.json`): sources, speakers, hours, acoustics, out-of-vocabulary rates."

@@ -71,8 +71,9 @@ def sentence_drop_reason(sentence: str,      # one raw sentence, as the page wri
     "Why a sentence cannot be corpus text; None when it can."
     if re.search(r"\d", sentence): return "contains_digit"
     if not _PLAIN.match(sentence): return "markup_or_symbols"
-    words = set(_WORD.findall(sentence.lower()))
-    if not min_words <= len(_WORD.findall(sentence.lower())) <= max_words: return "length"
+    tokens = _WORD.findall(sentence.lower())
+    if not min_words <= len(tokens) <= max_words: return "length"
+    words = set(tokens)
     if words & ENGLISH_MARKERS: return "english"
     if words & BOKMAAL_MARKERS: return "bokmaal"
     if not words & NYNORSK_MARKERS: return "no_nynorsk_word"
