@@ -65,6 +65,6 @@ cp "$WORK/run/README.md" "$WORK/run/train_record.json" "$WORK/run/eval/test_gree
 # 3. throughput, ours vs the seed's settings, in the same process; then inference
 "$PY" -m nynorsk_asr.cli bench train --arch "$arch" --steps "$bench_steps" --batch_size "$batch" --results "$OUT/gpu.jsonl" \
   2>&1 | grep -v "it/s]" | tee "$OUT/bench.log"
-"$PY" -m nynorsk_asr.cli bench infer --arch "$arch" --n_clips "$clips" --results "$OUT/gpu.jsonl" \
+"$PY" -m nynorsk_asr.cli bench infer --arch "$arch" --n_clips "$clips" --busy 0 --results "$OUT/gpu.jsonl" \
   2>&1 | grep -v "it/s]" | tee -a "$OUT/bench.log"
 echo "gpu check ($mode) done: $(ls "$OUT" | tr '\n' ' ')"

@@ -123,7 +123,9 @@ def reproduce_command(r: dict) -> str:
     elif kind == "infer": args = [f"--arch {r.get('arch', 'demo')}", f"--n_clips {r['clips']}" if "clips" in r else "",
                                   f"--batch_size {r['batch_size']}" if "batch_size" in r else ""]
     elif kind == "transcribe": args = [f"--run runs/{r['run']}" if "run" in r else "",
-                                       f"--minutes {r['minutes_short']:g},{r['minutes_long']:g}" if "minutes_short" in r else ""]
+                                       f"--minutes {r['minutes_short']:g},{r['minutes_long']:g}" if "minutes_long" in r else "",
+                                       f"--arch {r['arch']}" if r.get("arch") not in (None, "trained") else "",
+                                       f"--variants {r['variant']}" if r.get("variant") not in (None, "default") else ""]
     elif kind == "accuracy": args = [f"--seeds {','.join(map(str, r['seeds']))}" if "seeds" in r else "", f"--steps {r['steps']}" if "steps" in r else "",
                                      f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
     elif kind == "lm": args = [f"--megabytes {r.get('megabytes', round(r['text_mb'])):g}" if "text_mb" in r else "", f"--order {r['order']}" if "order" in r else ""]

@@ -205,10 +205,11 @@ def _data_section(run) -> str:
 # %% ../nbs/17_card.ipynb #1f413227
 def decoding(e: dict) -> str:
     "How an eval file's transcripts were decoded, in words."
-    if e["decoder"] != "lm": return "greedy decoding, no language model"
+    int8 = ", the model's linear layers in int8 (`--int8`)" if e.get("precision") == "int8" else ""
+    if e["decoder"] != "lm": return "greedy decoding, no language model" + int8
     p = e.get("decoder_params", {})
     return (f"beam search with the run's n-gram LM (alpha {p.get('alpha')}, beta {p.get('beta')}, beam {p.get('beam_width')}, "
-            f"unk_score_offset {p.get('unk_score_offset')}, score_boundary {p.get('score_boundary')})")
+            f"unk_score_offset {p.get('unk_score_offset')}, score_boundary {p.get('score_boundary')})" + int8)
 
 def _normalised(e: dict) -> str:
     "Both normalisations' scores of an eval file, with the rows each scored and those the training filters would drop."
@@ -224,12 +225,21 @@ def _results(evals: dict) -> str:
     return "\n".join(f"- {SPLIT_TITLE.get(e['split'], e['split'])} split, {decoding(e)}: "
                      f"WER {e['wer']:.4f}, CER {e['cer']:.4f} ({e['utterances_evaluated']} utterances, "
                      f"{e['words']} words, {e['audio_seconds'] / 3600:.2f} h; {e['utterances_dropped_in_preparation']} "
-                     f"unreadable{_normalised(e)})" for e in evals.values())
+                     f"unreadable{_normalised(e)})" for e in evals.values()) + _precision_cost(evals)
+
+def _precision_cost(evals: dict) -> str:
+    "What int8 costs on the run's own test split: greedy CER in both precisions, when both were evaluated."
+    test = {e.get("precision", "fp32"): e for e in evals.values() if e["split"] == "test" and e["decoder"] == "greedy"}
+    if not {"fp32", "int8"} <= set(test): return ""
+    a, b = test["fp32"]["cer"], test["int8"]["cer"]
+    change = f"{(b - a) / a:+.1%} relative" if a else "no change" if a == b else "from zero"
+    return (f"\n- int8 (`--int8`: linear layers in int8, for fast CPU transcription) against fp32 on the test split, greedy: "
+            f"CER {b:.4f} against {a:.4f} ({change}), WER {test['int8']['wer']:.4f} against {test['fp32']['wer']:.4f}")
 
 def _anchors(cfg, evals: dict) -> str:
     "On NPSC: the run's test scores (published normalisation) next to the published models' on the same config."
     anchors = anchors_for(cfg.dataset_config_name)
-    test = {e["decoder"]: e for e in evals.values() if e["split"] == "test"}
+    test = {e["decoder"]: e for e in evals.values() if e["split"] == "test" and e.get("precision", "fp32") == "fp32"}
     if not anchors or not test: return ""
     fmt = lambda v: "" if v is None else f"{v:.4f}"
     rows = [f"| this model | {fmt(score(test['lm'], 'wer', 'published')) if 'lm' in test else ''} | "

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "spoken by unseen voices, half in noise, through the HF pipeline (16a_outside) -> eval/outside.json")
     ev.add_argument("--decoder", choices=["greedy", "lm", "both"], default="greedy",
                     help="greedy, the run's language model (`nynorsk-asr lm` first), or both from one pass of the model")
+    ev.add_argument("--int8", action="store_true", help="the model's linear layers in int8 (CPU; 13a_infer): about 2x faster for wav2vec2-large" + " -> eval/<split>_<decoder>_int8.json")
+    ev.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     tr = sub.add_parser("transcribe", help="transcribe audio of any length with a trained run: text, timed words, subtitles",
                         allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tr.add_argument("run_dir")
@@ -73,9 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--chunk_length_s", type=float, default=20.0, help="window length the model sees at once")
     tr.add_argument("--stride_length_s", type=float, default=4.0, help="overlap on each side of a window, dropped when stitching")
     tr.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
-    tr.add_argument("--vad", choices=["energy", "none"], default="energy",
-                    help="energy: cut the audio into speech regions first; none: one stream, as the transformers pipeline")
-    tr.add_argument("--pad_variants", type=int, default=5, help="with --vad energy: paddings of a short region tried, the most confident kept (1 to 5; 1: one)")
+    tr.add_argument("--vad", choices=["silero", "energy", "none"], default=None,
+                    help="speech regions first, by Silero's neural VAD (the default; the energy VAD if Silero cannot load) or by "
+                    "energy (a noise floor plus 15 dB; fails in noise: 19a_vad); none: one stream, as the transformers pipeline")
+    tr.add_argument("--vad_threshold", type=float, default=0.5, help="silero: speech probability that starts speech (it goes on above this minus 0.15)")
+    tr.add_argument("--min_silence_s", type=float, default=0.3, help="silero, energy: a pause at least this long ends a speech region")
+    tr.add_argument("--pad_variants", type=int, default=1, help="with a VAD: paddings of a short region tried, the most confident kept (1 to 5); "
+                    "5 cost 15x the time and gained nothing on the demo model (14_train)")
+    tr.add_argument("--int8", action="store_true", help="the model's linear layers in int8 (CPU; 13a_infer): about 2x faster for wav2vec2-large")
+    tr.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
     lm.add_argument("run_dir")
@@ -84,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--n_clips", type=int, default=None, help="prep: clips (default 120), infer: clips (default 48)")
     bn.add_argument("--steps", type=int, default=None, help="train: optimizer steps, the first 2 not timed (default 12); accuracy: steps per run (default 2000)")
     bn.add_argument("--batch_size", type=int, default=None, help="train: per-device batch (default 8); infer: batch of ours (default 4 on CPU, 16 on GPU)")
-    bn.add_argument("--arch", default="demo", help="train/infer: preset whose architecture is built (random weights)")
+    bn.add_argument("--arch", default=None, help="train/infer: preset whose architecture is built (random weights; default demo); "
+                    "transcribe: replace the run's model by it (speed and memory only)")
     bn.add_argument("--workers", type=int, default=None, help="prep: processes for both paths (default: all cores)")
     bn.add_argument("--run", default="runs/demo", help="transcribe: the trained run whose model (and LM) is measured")
     bn.add_argument("--minutes", default="10,60", help="transcribe: lengths of the two recordings compared for memory")
@@ -92,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--eval_steps", type=int, default=100, help="accuracy: steps between validation CER measurements")
     bn.add_argument("--megabytes", type=float, default=200, help="lm: size of the generated LM text")
     bn.add_argument("--order", type=int, default=3, help="lm: n-gram order lmplz estimates")
+    bn.add_argument("--int8", action="store_true", help="infer, transcribe: measure int8 only (default: fp32 and int8)")
+    bn.add_argument("--busy", type=int, default=2, help="infer, transcribe: competing busy processes for the loaded passes (0: quiet only)")
+    bn.add_argument("--variants", default=None, help="transcribe: any of default,int8,energy,pad5 (default: all; --int8: int8)")
+    bn.add_argument("--threads", type=int, default=None, help="infer, transcribe: " + "torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     bn.add_argument("--results", default=None, help="append one JSON line per figure to this file")
     cp = sub.add_parser("compare", help="eval files side by side: WER/CER per decoder and normalisation, per speaker, and "
                         "the utterances where the first two differ most", allow_abbrev=False)
@@ -149,7 +162,7 @@ def cmd_bench(args):
         results = bench_prep(args.n_clips or 120, args.workers)
     elif args.kind == "train":
         from nynorsk_asr.bench_train import bench_train
-        results = bench_train(args.arch, args.steps or 12, args.batch_size or 8)
+        results = bench_train(args.arch or "demo", args.steps or 12, args.batch_size or 8)
     elif args.kind == "accuracy":
         from nynorsk_asr.bench_accuracy import bench_accuracy
         results = bench_accuracy([int(s) for s in args.seeds.split(",")], args.steps or 2000, args.eval_steps)
@@ -158,10 +171,14 @@ def cmd_bench(args):
         results = bench_lm(args.megabytes, args.order)
     elif args.kind == "infer":
         from nynorsk_asr.bench_infer import bench_infer
-        results = bench_infer(args.n_clips or 48, args.batch_size, args.arch)
+        from nynorsk_asr.infer import PRECISIONS
+        results = bench_infer(args.n_clips or 48, args.batch_size, args.arch or "demo", precisions=("int8",) if args.int8 else PRECISIONS,
+                              busy=args.busy, threads=args.threads)
     else:
         from nynorsk_asr.bench_transcribe import bench_transcribe
-        results = bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")])
+        from nynorsk_asr.bench_transcribe import VARIANTS
+        variants = args.variants.split(",") if args.variants else ["int8"] if args.int8 else list(VARIANTS)
+        results = bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")], variants=variants, arch=args.arch, busy=args.busy)
     for r in results: print(format_result(r))
     if args.results: save_results(results, args.results); print(f"appended {len(results)} lines to {args.results}")
 
@@ -207,6 +224,9 @@ def cmd_evaluate(args):
     if (args.model is None) == (args.run_dir is None):
         raise ConfigError("evaluate needs a RUN_DIR or --model ID_OR_DIR, one of the two")
     progress = sys.stderr.isatty()
+    from nynorsk_asr.infer import use_threads
+    use_threads(args.threads)
+    precision = "int8" if args.int8 else "fp32"
     if args.outside:
         from nynorsk_asr.outside import evaluate_outside
         if args.run_dir is None: raise ConfigError("--outside needs a RUN_DIR")
@@ -224,14 +244,15 @@ def cmd_evaluate(args):
         if bad := [f"--{k}" for k in ("preset", "dataset_config_name", "output_dir") if getattr(args, k)]:
             raise ConfigError(f"{', '.join(bad)}: only with --model (a run evaluates on its own recorded data)")
         results = evaluate_decoders(args.run_dir, args.split, decoders, args.batch_size, args.max_samples,
-                                    progress=progress, dataset_name=args.dataset_name)
+                                    progress=progress, dataset_name=args.dataset_name, precision=precision)
         out = RunDir(args.run_dir)
     for name, r in results.items():
         part = "" if r["complete"] else f" of {r['utterances_in_split']}: the first ones only, not the split's result"
         pub = r["scores"]["published"]
         print(f"{args.split}: WER {_rate(r['wer'])}  CER {_rate(r['cer'])}  (published normalisation: WER {_rate(pub['wer'])}  "
               f"CER {_rate(pub['cer'])}; {r['utterances_evaluated']} utterances{part}, {name}, real-time factor "
-              f"{r['real_time_factor']}) -> {out.eval_file(args.split, name, None if r['complete'] else r['utterances_evaluated'])}")
+              f"{r['real_time_factor']}, {r.get('precision', 'fp32')}) -> "
+              f"{out.eval_file(args.split, name, None if r['complete'] else r['utterances_evaluated'], r.get('precision', 'fp32'))}")
 
 # %% ../nbs/32_cli.ipynb #2d349436
 def cmd_lm(args):
@@ -246,22 +267,29 @@ def cmd_transcribe(args):
     import soundfile as sf
     from nynorsk_asr.stream import transcribe_settings
     from nynorsk_asr.transcribe import Transcriber
+    from nynorsk_asr.vad import resolve_vad
     from nynorsk_asr.transcripts import FORMATS, audio_inputs, check_output_dir, output_names, printable, write_outputs
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or any(f not in FORMATS for f in formats):
         raise ConfigError(f"--format {args.format!r}: use any of {', '.join(FORMATS)}, joined with ','")
-    transcribe_settings(args.chunk_length_s, args.stride_length_s, args.batch_size, args.pad_variants, args.vad)
+    from nynorsk_asr.infer import check_threads
+    check_threads(args.threads)
+    transcribe_settings(args.chunk_length_s, args.stride_length_s, args.batch_size, args.pad_variants, args.vad,
+                        vad_threshold=args.vad_threshold, min_silence_s=args.min_silence_s)
     files, failed = audio_inputs(args.audio)
     if not files: raise FileNotFoundError("nothing to transcribe: " + "; ".join(failed))
     check_output_dir(args.output_dir, args.run_dir)  # before the model loads: a folder it can write, never the run's own
+    vad = resolve_vad(args.vad)  # Silero loaded (or its absence named) before the model
     unusable, unwritten = len(failed), []  # names that led to no file at all; transcripts that could not be written
-    tr = Transcriber(args.run_dir, args.decoder)
-    print(f"{len(files)} file(s), {tr.decoder_name} decoding, {'speech regions, ' if args.vad == 'energy' else ''}windows of "
+    tr = Transcriber(args.run_dir, args.decoder, precision="int8" if args.int8 else "fp32", threads=args.threads)
+    print(f"{len(files)} file(s), {tr.decoder_name} decoding ({tr.precision}, {tr.threads} threads), "
+          f"{'one stream' if vad == 'none' else f'speech regions ({vad})'}, windows of "
           f"{args.chunk_length_s} s with {args.stride_length_s} s strides -> {args.output_dir}", flush=True)
     for f in failed: print(f"skipped {f}", flush=True)
     for path, name in zip(files, output_names(files)):
         try: result = tr.transcribe_file(path, args.chunk_length_s, args.stride_length_s, args.batch_size,
-                                         progress=sys.stderr.isatty(), vad=args.vad, pad_variants=args.pad_variants)
+                                         progress=sys.stderr.isatty(), vad=vad, pad_variants=args.pad_variants,
+                                         vad_threshold=args.vad_threshold, min_silence_s=args.min_silence_s)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
             failed.append(f"{printable(str(path))}: cannot be read as audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
             print(f"failed {failed[-1]}", flush=True); continue

@@ -11,6 +11,7 @@ import numpy as np, torch
 import jiwer
 from .config import RunConfig, load_run_config
 from .errors import ConfigError
+from .infer import PRECISIONS, with_precision
 from .layout import RunDir, check_writable, write_json
 from .ctc import greedy_texts, utterance_log_probs
 from .lm import lm_binary, lm_texts, load_decoder
@@ -86,13 +87,14 @@ def evaluate_decoders(run_dir,                  # a trained run directory
                       max_samples: int | None = None,  # the first N utterances only: written as `..._first<N>.json`
                       progress: bool = True,
                       dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
+                      precision: str = "fp32",  # int8: the model's linear layers in int8 (13a_infer), on the CPU -> ..._int8.json
                      ) -> dict[str, dict]:       # decoder -> the contents of eval/<split>_<decoder>.json
     "WER/CER of the run's final model on `split` with each decoder, from log-probabilities computed once; holds the run's lock."
     _check_counts(batch_size, max_samples)
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     with run_lock(run_dir, "nynorsk-asr evaluate"):  # never beside a training that replaces the model being scored
-        return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name)
+        return _evaluate(run_dir, cfg, split, decoders, batch_size, max_samples, progress, dataset_name, precision)
 
 # %% ../nbs/16_evaluate.ipynb #92e98e0e
 def normalised_references(raw_references: list[str], rules: CleaningRules | None = None) -> dict:
@@ -117,17 +119,20 @@ def normalised_scores(hypotheses: list[str], references: dict, ids: list[str], r
     return out
 
 # %% ../nbs/16_evaluate.ipynb #f15f5f13
-def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name) -> dict:
+def _evaluate(run_dir: Path, cfg: RunConfig, split, decoders, batch_size, max_samples, progress, dataset_name,
+              precision: str = "fp32") -> dict:
     if dataset_name: cfg = dataclasses.replace(cfg, dataset_name=dataset_name)
-    model, processor = load_run_model(run_dir)
+    if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+    model, processor = load_run_model(run_dir, "cpu" if precision == "int8" else None)
+    model = with_precision(model, precision)
     chosen = _decoders(decoders, run_dir, processor, cfg)
     ds, report = load_eval_split(run_dir, cfg, split, held_out=True)  # every row that decodes, whatever its text or length
     return _score(model, processor, chosen, ds, report, cfg, split, batch_size, max_samples, progress,
-                  out=RunDir(run_dir), model_fp=file_hash(RunDir(run_dir).weights))
+                  out=RunDir(run_dir), model_fp=file_hash(RunDir(run_dir).weights), precision=precision)
 
 # %% ../nbs/16_evaluate.ipynb #adc70bf3
 def _score(model, processor, chosen: dict, ds, report: dict, cfg: RunConfig, split: str, batch_size, max_samples, progress,
-           out: RunDir, model_fp: str, model_name: str | None = None) -> dict:
+           out: RunDir, model_fp: str, model_name: str | None = None, precision: str = "fp32") -> dict:
     "Decode the prepared rows `ds` with each decoder of `chosen`, score them, and write `out/eval/<split>_<decoder>.json`."
     in_split = len(ds)
     first = max_samples if max_samples and max_samples < in_split else None
@@ -160,8 +165,8 @@ def _score(model, processor, chosen: dict, ds, report: dict, cfg: RunConfig, spl
                             "real_time_factor": round(seconds / max(audio, 1e-9), 4),
                             "model_fingerprint": model_fp, "data_fingerprint": report["fingerprint"],
                             "dataset": {"name": public_dataset_name(cfg), "config": cfg.dataset_config_name},
-                            "device": str(device), "utterances": utterances}
-        write_json(out.eval_file(split, decoder, first), results[decoder], what="the output folder")
+                            "device": str(device), "precision": precision, "utterances": utterances}
+        write_json(out.eval_file(split, decoder, first, precision), results[decoder], what="the output folder")
     return results
 
 # %% ../nbs/16_evaluate.ipynb #b6989509

@@ -51,9 +51,10 @@ class RunDir:
     lock = property(lambda self: self.root/self.LOCK)
     lock_info = property(lambda self: self.root/self.LOCK_INFO, doc="which process holds the lock")
 
-    def eval_file(self, split: str, decoder: str, first: int | None = None) -> Path:
-        "`eval/<split>_<decoder>.json`, or `..._first<N>.json` for a result on the first N utterances only."
-        return self.root/self.EVAL/(f"{split}_{decoder}" + (f"_first{first}" if first else "") + ".json")
+    def eval_file(self, split: str, decoder: str, first: int | None = None, precision: str = "fp32") -> Path:
+        "`eval/<split>_<decoder>.json` (`..._int8.json` for the int8 model), or `..._first<N>.json` for a result on the first N utterances only."
+        return self.root/self.EVAL/(f"{split}_{decoder}" + ("" if precision == "fp32" else f"_{precision}")
+                                    + (f"_first{first}" if first else "") + ".json")
 
     def lm_search(self, split: str) -> Path:
         "`eval/<split>_lm_search.json`: the alpha/beta grid the LM was tuned on."

@@ -32,8 +32,9 @@ def record_of(run: dict, name: str) -> dict:
     cfg, rec, state = run["cfg"], run["record"] or {}, run["state"] or {}
     figures, counts = {}, {}
     for e in run["evals"].values():
-        for m in ("cer", "wer"): figures[f"{e['split']}_{e['decoder']}_{m}"] = round(float(e[m]), 5)
-        counts[f"{e['split']}_{e['decoder']}"] = e.get("utterances_evaluated")
+        kind = f"{e['split']}_{e['decoder']}" + ("_int8" if e.get("precision") == "int8" else "")
+        for m in ("cer", "wer"): figures[f"{kind}_{m}"] = round(float(e[m]), 5)
+        counts[kind] = e.get("utterances_evaluated")
     curve = [{"step": h["step"], "cer": round(h["eval_cer"], 5), "wer": round(h["eval_wer"], 5)}
              for h in state.get("log_history", []) if "eval_cer" in h]
     runs = rec.get("invocations") or [{}]

@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .prep import normalize
 
 # %% auto #0
-__all__ = ['RATE', 'AUDIO_EXTENSIONS', 'REGION_PADS', 'audio_blocks', 'audio_seconds', 'frame_energy_db', 'Region',
+__all__ = ['RATE', 'AUDIO_EXTENSIONS', 'REGION_PADS', 'VADS', 'audio_blocks', 'audio_seconds', 'frame_energy_db', 'Region',
            'SpeechRegions', 'chunk_geometry', 'transcribe_settings', 'Chunk', 'chunks', 'kept_frames',
            'window_log_probs', 'stitched_frames', 'silent_runs', 'PauseSegmenter']
 
@@ -95,6 +95,10 @@ class SpeechRegions:
         self.floor_cut = r.start + len(r.audio)
         return r
 
+    def _scores(self, audio: np.ndarray, ended: bool) -> np.ndarray:
+        "A score per whole frame of `audio` (the stream from the first frame not yet classified): here its energy; speech scores high."
+        return frame_energy_db(audio, self.hop)
+
     def _speech(self, energy: np.ndarray) -> np.ndarray:
         "Which frames are speech, judged against the noise floor of the recent history."
         low, high = np.percentile(self.history, [10, 90]) if len(self.history) else (-120.0, -120.0)
@@ -107,7 +111,7 @@ class SpeechRegions:
         end_sample = self.buf_start + len(self.buf)
         if ended and end_sample % hop:  # the last partial frame counts as a frame
             self.buf = np.concatenate([self.buf, np.zeros(hop - end_sample % hop, np.float32)])
-        energy = frame_energy_db(self.buf[self.done * hop - self.buf_start:], hop)
+        energy = self._scores(self.buf[self.done * hop - self.buf_start:], ended)  # may be fewer than the whole frames there
         if not ended and len(self.history) + len(energy) < self.warmup: return out  # the first seconds: too little to know the floor
         self.history = np.concatenate([self.history, energy])[-self.history_frames:]
         for k, is_speech in enumerate(self._speech(energy)):
@@ -151,14 +155,21 @@ def chunk_geometry(chunk_length_s: float, stride_length_s: float, hop: int = 320
     return window, stride, stride
 
 # %% ../nbs/19_stream.ipynb #3938fbb4
+VADS = ("silero", "energy", "none")  # speech regions by Silero's neural VAD (19a_vad), by energy, or none: one stream
+
 def transcribe_settings(chunk_length_s: float = 20.0, stride_length_s: float = 4.0, batch_size: int = 4,
-                        pad_variants: int = 5, vad: str = "energy", hop: int = 320) -> None:
+                        pad_variants: int = 1, vad: str | None = None, hop: int = 320, vad_threshold: float = 0.5,
+                        min_silence_s: float = 0.3) -> None:
     "Check the transcription settings before any work; `ConfigError` naming the bad one and what is valid."
     chunk_geometry(chunk_length_s, stride_length_s, hop)
     for name, v, top in (("batch_size", batch_size, None), ("pad_variants", pad_variants, len(REGION_PADS))):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (top and v > top):
             raise ConfigError(f"{name}={v!r}: must be a whole number from 1" + (f" to {top}" if top else " up"))
-    if vad not in ("energy", "none"): raise ConfigError(f"vad={vad!r}: use 'energy' (speech regions first) or 'none'")
+    if vad is not None and vad not in VADS:
+        raise ConfigError(f"vad={vad!r}: use 'silero' (a neural VAD), 'energy' (a noise floor plus 15 dB) or 'none' (one stream)")
+    for name, v, lo, hi in (("vad_threshold", vad_threshold, 0.0, 1.0), ("min_silence_s", min_silence_s, 0.0, 60.0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
+            raise ConfigError(f"{name}={v!r}: must be a number between {lo:g} and {hi:g}, not included")
 
 # %% ../nbs/19_stream.ipynb #e4053f4f
 @dataclass

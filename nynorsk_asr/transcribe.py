@@ -15,6 +15,9 @@ from .lm import load_decoder
 from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
                                 chunks, SpeechRegions, stitched_frames, transcribe_settings)
+from .errors import ConfigError
+from .infer import PRECISIONS, use_threads, with_precision
+from .vad import SileroRegions, speech_regions
 from .transcripts import Word, greedy_words, lm_words, printable
 
 # %% auto #0
@@ -23,10 +26,14 @@ __all__ = ['Transcriber']
 # %% ../nbs/21_transcribe.ipynb #7d079bbb
 class Transcriber:
     "A run's model, processor and decoder, ready to transcribe files."
-    def __init__(self, run_dir, decoder: str = "auto", device=None, beam_width: int | None = None):
+    def __init__(self, run_dir, decoder: str = "auto", device=None, beam_width: int | None = None, precision: str = "fp32",
+                 threads: int | None = None):
         if decoder not in ("auto", "greedy", "lm"): raise ValueError(f"decoder={decoder!r}: use 'auto', 'greedy' or 'lm'")
-        self.run_dir = Path(run_dir)
-        self.model, self.processor = load_run_model(self.run_dir, device)
+        if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.run_dir, self.precision = Path(run_dir), precision
+        self.threads = use_threads(threads)  # one per CPU unless told: 13a_infer
+        self.model, self.processor = load_run_model(self.run_dir, "cpu" if precision == "int8" else device)
+        self.model = with_precision(self.model, precision)
         has_lm = RunDir(self.run_dir).lm_attrs.is_file()
         self.decoder_name = ("lm" if has_lm else "greedy") if decoder == "auto" else decoder
         self.lm = load_decoder(self.run_dir, self.processor) if self.decoder_name == "lm" else None
@@ -70,10 +77,14 @@ class Transcriber:
         return beam
 
     def transcribe_file(self, path, chunk_length_s: float = 20.0, stride_length_s: float = 4.0, batch_size: int = 4,
-                        progress: bool = True, vad: str = "energy", pad_variants: int = len(REGION_PADS),
-                        min_pause_s: float = 0.3, max_segment_s: float = 30.0) -> dict:
+                        progress: bool = True, vad: str | None = None, pad_variants: int = 1,
+                        min_pause_s: float = 0.3, max_segment_s: float = 30.0, vad_threshold: float = 0.5,
+                        min_silence_s: float = 0.3) -> dict:
         "Words, pause-separated segments and text of one audio file, with its length, wall time and real-time factor."
-        transcribe_settings(chunk_length_s, stride_length_s, batch_size, pad_variants, vad, self.hop)
+        transcribe_settings(chunk_length_s, stride_length_s, batch_size, pad_variants, vad, self.hop, vad_threshold, min_silence_s)
+        most_before, most_after = (max(p[i] for p in REGION_PADS[:pad_variants]) for i in (0, 1))
+        regions = speech_regions(vad, self.hop, most_before, most_after, vad_threshold, min_silence_s)
+        vad = "none" if regions is None else "silero" if isinstance(regions, SileroRegions) else "energy"
         t0 = time.perf_counter()
         window, left, right = chunk_geometry(chunk_length_s, stride_length_s, self.hop)
         total, fixed = audio_seconds(path), {}
@@ -98,8 +109,7 @@ class Transcriber:
                     take(seg.feed(lp), 0.0)
                 take(seg.flush(), 0.0)
             else:
-                most_before, most_after = (max(p[i] for p in REGION_PADS) for i in (0, 1))
-                for r in SpeechRegions(self.hop, lead_s=most_before, trail_s=most_after).stream(audio_blocks(path, fixed=fixed)):
+                for r in regions.stream(audio_blocks(path, fixed=fixed)):
                     first, frames = self.region_frames(r, window, left, right, batch_size, pad_variants, advanced)
                     seg = segmenter(10 ** 9)  # a region is one stretch of speech: cut only when it is too long for one decode
                     for lp in frames: take(seg.feed(lp), first / RATE)
@@ -109,7 +119,9 @@ class Transcriber:
         return {"audio": printable(Path(path).name), "audio_seconds": round(total, 3), "decoder": self.decoder_name,
                 "non_finite_samples_zeroed": fixed.get("non_finite_samples", 0),
                 "non_finite_seconds": round(fixed.get("non_finite_seconds", 0.0), 3),
-                "decoder_params": self._decoder_params(), "vad": vad, "pad_variants": pad_variants if vad != "none" else None,
+                "decoder_params": self._decoder_params(), "precision": self.precision, "threads": self.threads, "vad": vad,
+                **({"vad_threshold": vad_threshold} if vad == "silero" else {}), "min_silence_s": min_silence_s if vad != "none" else None,
+                "pad_variants": pad_variants if vad != "none" else None,
                 "chunk_length_s": chunk_length_s, "stride_length_s": stride_length_s,
                 "model_fingerprint": self.fingerprint, "text": " ".join(s["text"] for s in segments),
                 "segments": segments, "words": [asdict(w) for w in words], "wall_seconds": round(wall, 3),

@@ -39,8 +39,17 @@ def test_bench_train(tmp_path):
 
 def test_bench_infer(tmp_path):
     # batches of one: no padding, so ours and the pipeline must write the same (non-empty: random weights babble) text
-    lines, _ = run_bench(tmp_path, "infer", "--n_clips", "4", "--batch_size", "1")
+    lines, _ = run_bench(tmp_path, "infer", "--n_clips", "4", "--batch_size", "1", "--busy", "1")
+    assert [r["bench"] for r in lines] == ["infer", "infer-int8", "infer-loaded", "infer-loaded-int8"]
     r = lines[0]
     assert r["bench"] == "infer" and r["clips"] == 4
     assert r["transcripts_nonempty"] == 1.0 and r["transcripts_identical"] == 1.0
     assert abs(r["real_time_factor_ours"] - 1 / r["ours"]) < 1e-3 * r["real_time_factor_ours"] + 1e-5
+    # ours imports the package first (idle threads sleep); the pipeline baseline and "torch's defaults" do not
+    assert (r["omp_wait_policy_ours"], r["omp_wait_policy_baseline"]) == ("PASSIVE", None)
+    int8 = lines[1]
+    assert int8["precision"] == "int8" and 0 <= int8["transcripts_identical_to_fp32"] <= 1 and int8["speedup_over_fp32"] > 0
+    for loaded in lines[2:]:
+        assert loaded["unit"] == "slowdown_loaded_vs_quiet" and loaded["busy_processes"] == 1
+        assert (loaded["omp_wait_policy_ours"], loaded["omp_wait_policy_torch_defaults"]) == ("PASSIVE", None)
+        assert loaded["seconds_loaded_ours"] > 0 and loaded["seconds_quiet_torch_defaults"] > 0

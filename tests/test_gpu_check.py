@@ -27,7 +27,8 @@ def test_gpu_check_dry_run(tmp_path):
     assert [(r["bench"], r["unit"]) for r in lines] == [("train-demo", "audio_seconds_per_second"),
                                                        ("train-demo", "samples_per_second"),
                                                        ("train-demo-onednn", "samples_per_second"),  # dry run: CPU
-                                                       ("infer", "audio_seconds_per_second")]
+                                                       ("infer", "audio_seconds_per_second"),
+                                                       ("infer-int8", "audio_seconds_per_second")]  # dry run: CPU
     nb = json.loads((got / "train.ipynb").read_text())
     assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert "step 4/4" in (got / "train.log").read_text()
