@@ -155,9 +155,9 @@ def recorded(kind: str | None = None, path=None) -> list[dict]:
     return latest_lines([r for r in read_jsonl(path) if kind is None or r["bench"].split("-")[0] == kind])
 
 def latest_lines(rows: list[dict]) -> list[dict]:
-    "The latest of `rows` for each figure (bench and unit) on each machine, in the order first measured."
+    "The latest of `rows` for each figure (bench, unit and architecture) on each machine, in the order first measured."
     latest = {}
-    for r in rows: latest[(r["bench"], r["unit"], r["machine"]["hardware"])] = r  # later lines replace earlier ones
+    for r in rows: latest[(r["bench"], r["unit"], r.get("arch"), r["machine"]["hardware"])] = r  # later lines replace earlier ones
     return list(latest.values())
 
 def results_table(rows: list[dict]) -> str:
