@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_bench.ipynb #2d438788
 from __future__ import annotations
-import datetime, json, math, os, platform, subprocess, tempfile, threading, time
+import datetime, json, math, os, platform, subprocess, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -50,8 +50,14 @@ class Measured(NamedTuple):
     stderr: str
     returncode: int
 
-def run_measured(cmd: list[str], env=None) -> Measured:
-    "Run `cmd` as a process: its wall seconds, peak resident MB (it and its children), output and exit status."
+def run_measured(cmd: list[str], env=None, busy: int = 0) -> Measured:
+    "Run `cmd` as a process: its wall seconds, peak resident MB (it and its children), output and exit status; `busy` spinning processes run beside it."
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]  # a loaded CPU, if asked
+    try: return _measured(cmd, env)
+    finally:
+        for s in spinners: s.kill(); s.wait()
+
+def _measured(cmd: list[str], env=None) -> Measured:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/27_bench_infer.ipynb #2bb8ebd9
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
+import json, os, sys, tempfile, time
 import numpy as np, torch
 from .bench import bench_result, npsc_like_durations, run_measured, speech_like
 from .config import load_config
@@ -42,17 +42,15 @@ def timed_pass(spec: dict) -> dict:
     return {"seconds": seconds, "audio_seconds": sum(len(c) for c in clips) / 16000, "texts": texts,
             "threads": torch.get_num_threads(), "omp_wait_policy": nynorsk_asr._omp_wait_policy, "device": device}
 
-_TORCH_FIRST = "import sys, json, torch; from nynorsk_asr.bench_infer import timed_pass; print(json.dumps(timed_pass(json.loads(sys.argv[1]))))"
+# the package imported before torch (its wait policy applies) for ours; torch first, with no policy, for torch's defaults
+_PASS = "{first}; import sys, json; from nynorsk_asr.bench_infer import timed_pass; print(json.dumps(timed_pass(json.loads(sys.argv[1]))))"
 
 def _in_process(spec: dict, busy: int = 0) -> dict:
     "`timed_pass(spec)` in a fresh process (torch imported first, no wait policy, for torch's defaults), with `busy` spinning processes beside it."
     env = dict(os.environ)
     if spec["settings"] == "torch": env.pop("OMP_WAIT_POLICY", None)
-    cmd = [sys.executable, "-c", _TORCH_FIRST if spec["settings"] == "torch" else _TORCH_FIRST.replace("import sys, json, torch;", "import nynorsk_asr, sys, json, torch;"), json.dumps(spec)]
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
-    try: m = run_measured(cmd, env=env)
-    finally:
-        for s in spinners: s.kill(); s.wait()
+    first = "import torch" if spec["settings"] == "torch" else "import nynorsk_asr, torch"
+    m = run_measured([sys.executable, "-c", _PASS.format(first=first), json.dumps(spec)], env=env, busy=busy)
     if m.returncode: raise RuntimeError(f"bench infer pass {spec} failed: {m.stderr.strip().splitlines()[-1] if m.stderr.strip() else m.returncode}")
     return {**json.loads(m.stdout.strip().splitlines()[-1]), "peak_mb": m.peak_mb}
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/28_bench_transcribe.ipynb #004e9d74
 from __future__ import annotations
-import json, shutil, subprocess, sys, tempfile
+import json, shutil, sys, tempfile
 from pathlib import Path
 from .bench import bench_result, run_measured
 from .config import resolve_path
@@ -20,10 +20,7 @@ __all__ = ['VARIANTS', 'LONG_VARIANTS', 'bench_transcribe']
 def _ours(run, wav, decoder, out_dir, chunk, stride, flags=(), busy: int = 0) -> tuple[dict, float]:
     cmd = [sys.executable, "-m", "nynorsk_asr.cli", "transcribe", str(run), str(wav), "--decoder", decoder, "--format", "json",
            "--output_dir", str(out_dir), "--chunk_length_s", str(chunk), "--stride_length_s", str(stride), *flags]
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
-    try: m = run_measured(cmd)
-    finally:
-        for s in spinners: s.kill(); s.wait()
+    m = run_measured(cmd, busy=busy)
     if m.returncode: raise RuntimeError(f"transcribe failed: {m.stderr.strip().splitlines()[-1] if m.stderr.strip() else m.returncode}")
     return json.loads((Path(out_dir)/f"{Path(wav).stem}.json").read_text()), m.peak_mb
 

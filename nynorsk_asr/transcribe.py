@@ -14,7 +14,7 @@ from .layout import RunDir
 from .lm import load_decoder
 from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
-                                chunks, SpeechRegions, stitched_frames, transcribe_settings)
+                                chunks, stitched_frames, transcribe_settings)
 from .errors import ConfigError
 from .infer import PRECISIONS, use_threads, with_precision
 from .vad import SileroRegions, speech_regions
