@@ -275,6 +275,8 @@ def load_config(preset: str = "demo",        # a shipped preset name (see `avail
     values.update(overrides)
     for k in ("output_dir", "cache_dir"):
         if isinstance(values.get(k), str) and values[k].strip(): values[k] = str(resolve_path(values[k]))
+    start = values.get("model_name_or_path")  # a run folder of this checkout (curriculum presets) is made absolute too
+    if isinstance(start, str) and start.strip() and resolve_path(start).is_dir(): values["model_name_or_path"] = str(resolve_path(start))
     values["preset"] = name
     return validate(RunConfig(**values))
 

@@ -52,7 +52,13 @@ def build_model(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
     return model
 
 def load_pretrained(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
-    "The checkpoint `model_name_or_path` with a new CTC head; safetensors only (a pickled `.bin` can run code when loaded)."
+    """The checkpoint `model_name_or_path`, safetensors only (a pickled `.bin` can run code when loaded). A Hub encoder gets
+    a new CTC head; a run of this project (a local folder) keeps its head, so its vocabulary must be the run's."""
+    name = cfg.model_name_or_path
+    if Path(name).expanduser().is_dir(): _check_head_vocabulary(Path(name).expanduser(), processor)
+    elif Path(name).is_absolute() or Path(name).parts[0] in ("runs", ".", "..", "~") or name.count("/") != 1:
+        raise ConfigError(f"model_name_or_path={name!r} is not a folder (looked at {Path(name).expanduser().resolve()}): "
+                          "train that run first, or give a Hub repository id such as KBLab/wav2vec2-large-voxrex")
     try:
         return Wav2Vec2ForCTC.from_pretrained(cfg.model_name_or_path, revision=cfg.model_revision, use_safetensors=True,
                                               attn_implementation="sdpa", **_regularisation(cfg, processor))
@@ -61,6 +67,17 @@ def load_pretrained(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
         raise ConfigError(f"model_name_or_path={cfg.model_name_or_path!r} has no safetensors weights, only pickled ones, "
                           "which this recipe does not load (unpickling can run code). Convert them where you trust the "
                           "file: `Wav2Vec2ForCTC.from_pretrained(path).save_pretrained(path)` writes model.safetensors") from None
+
+def _check_head_vocabulary(folder: Path, processor):
+    "Refuse a local checkpoint whose CTC head was trained on another vocabulary: its outputs would spell other letters."
+    path = folder/"vocab.json"
+    if not path.is_file(): return  # an encoder-only folder: the head is new
+    theirs, ours = json.loads(path.read_text(encoding="utf-8")), processor.tokenizer.get_vocab()
+    if theirs == ours: return
+    moved = sorted(set(theirs.items()) ^ set(ours.items()))
+    raise ConfigError(f"model_name_or_path={str(folder)!r} was trained on another vocabulary ({len(theirs)} symbols against "
+                      f"this run's {len(ours)}; first difference {moved[0]!r}), so its CTC head would spell other letters: "
+                      "train on the same text, or start from an encoder without a head")
 
 def _use_sdpa(model):
     "Switch to PyTorch's fused attention where this transformers version supports it for wav2vec2."
