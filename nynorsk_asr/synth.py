@@ -24,7 +24,7 @@ __all__ = ['TEMPLATES', 'VARIANTS', 'EXCLUDED_VARIANTS', 'HELD_OUT_SPEAKERS', 'M
            'SPLITS', 'LEGACY', 'SYNTH_TEXTS', 'SYNTH_SPEAKERS', 'SYNTH_ACOUSTICS', 'synthetic_sentences', 'word_types',
            'speaker_voice', 'espeak_command', 'require_espeak', 'espeak_variants', 'speaker_sets', 'text_sources',
            'source_sentences', 'acoustic_plan', 'check_held_out', 'plan_with_sources', 'corpus_plan', 'corpus_report',
-           'make_synthetic_corpus', 'synthetic_root', 'synthetic_report', 'load_synthetic']
+           'make_synthetic_corpus', 'synthetic_root', 'check_earlier_stages', 'synthetic_report', 'load_synthetic']
 
 # %% ../nbs/10_synth.ipynb #f370a81c
 _PARLIAMENT_SUBJECT = ["representanten", "statsråden", "presidenten", "komiteen", "regjeringa", "fleirtalet",
@@ -410,10 +410,36 @@ def synthetic_root(cfg: RunConfig) -> Path:
     key = (cfg.synth_train_size, cfg.synth_validation_size, cfg.synth_test_size, cfg.seed, str(default_cache_dir(cfg)),
            cfg.synth_voice, cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
     if key in _ROOTS and (_ROOTS[key]/"manifest.jsonl").is_file(): return _ROOTS[key]
-    sizes = {"train": cfg.synth_train_size, "validation": cfg.synth_validation_size, "test": cfg.synth_test_size}
-    _ROOTS[key] = make_synthetic_corpus(sizes, cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers,
+    check_earlier_stages(cfg)
+    _ROOTS[key] = make_synthetic_corpus(_sizes(cfg), cfg.seed, default_cache_dir(cfg), cfg.synth_voice, cfg.preprocessing_num_workers,
                                         cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics)
     return _ROOTS[key]
+
+def _sizes(cfg: RunConfig) -> dict:
+    return {"train": cfg.synth_train_size, "validation": cfg.synth_validation_size, "test": cfg.synth_test_size}
+
+def _plan_of(cfg: RunConfig) -> list[dict]:
+    return corpus_plan(_sizes(cfg), cfg.seed, cfg.synth_voice, cfg.synth_text, cfg.synth_speakers, cfg.synth_acoustics,
+                       default_cache_dir(cfg))
+
+def check_earlier_stages(cfg: RunConfig):
+    """Refuse a corpus whose validation or test sentences (or, with disjoint speakers, voices) the model it starts from was
+    trained on: a curriculum's later stage (`model_name_or_path` a run of this project) holds out from every stage before it."""
+    from .config import load_run_config
+    earlier, start, seen = [], cfg.model_name_or_path, set()
+    while start and (Path(start)/"config.yaml").is_file() and start not in seen:
+        seen.add(start); before = load_run_config(start)
+        if before.dataset_name == "synthetic": earlier.append((start, before))
+        start = before.model_name_or_path
+    if not earlier: return
+    held_out = [u for u in _plan_of(cfg) if u["split"] != "train"]
+    for run, before in earlier:
+        trained = [u for u in _plan_of(before) if u["split"] == "train"]
+        try: check_held_out(trained + held_out, disjoint_speakers=cfg.synth_speakers == "disjoint")
+        except ConfigError as e:
+            raise ConfigError(f"{e} of {run}, the run this one starts from (model_name_or_path): a curriculum's later stage "
+                              "must hold out what every earlier stage trained on; lower synth_test_size or "
+                              "synth_validation_size so its held-out sentences fit in the earlier stage's") from None
 
 def synthetic_report(cfg: RunConfig) -> dict:
     "The synthetic corpus's own report (`corpus.json`): sources, speakers, hours, acoustics, out-of-vocabulary rates."
