@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import load_run_config, config_hash
+from .config import load_run_config, config_hash, project_root
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
 from .layout import RunDir, write_atomic
@@ -84,7 +84,12 @@ def read_run(run_dir) -> dict:
     check_scores(run, evals)
     return {"cfg": load_run_config(run), "prep": _read_json(run.prep_report), "state": _read_json(run.trainer_state),
             "record": _read_json(run.train_record), "evals": evals, "vocab": _read_json(run.vocab) or {},
-            "lm": _read_json(run.lm_report)}
+            "lm": _read_json(run.lm_report), "outside": _current_outside(found.get("outside"), evals)}
+
+def _current_outside(outside: dict | None, evals: dict) -> dict | None:
+    "`eval/outside.json` when it scored the model the split results scored (an older one, of other weights, is left out)."
+    if not outside: return None
+    return outside if outside.get("model_fingerprint") == next(iter(evals.values())).get("model_fingerprint") else None
 
 # %% ../nbs/17_card.ipynb #9ed0f82c
 def plot_training_curves(log_history: list[dict], path=None):
@@ -124,6 +129,10 @@ def model_name(cfg) -> str:
     name = Path(cfg.output_dir).name
     return f"nynorsk-asr-{name}" if name == cfg.preset else name
 
+def _is_local_checkpoint(name: str) -> bool:
+    "Whether `model_name_or_path` names a folder on disk (a run of this project) rather than a Hub repository id."
+    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") != 1
+
 def card_data(run: dict) -> ModelCardData:
     "The card's YAML metadata: license, language, tags, datasets, base model, model-index (WER and CER)."
     cfg, results = run["cfg"], []
@@ -141,7 +150,8 @@ def card_data(run: dict) -> ModelCardData:
         language=["nn"], license="apache-2.0", library_name="transformers", pipeline_tag="automatic-speech-recognition",
         tags=["automatic-speech-recognition", "wav2vec2", "ctc", "nynorsk", "nynorsk_asr"] +
              (["NbAiLab/NPSC"] if "NPSC" in cfg.dataset_name else ["synthetic-data"]),
-        datasets=[dataset], base_model=cfg.model_name_or_path, metrics=["wer", "cer"],
+        datasets=[dataset], metrics=["wer", "cer"],
+        base_model=None if cfg.model_name_or_path and _is_local_checkpoint(cfg.model_name_or_path) else cfg.model_name_or_path,
         model_name=model_name(cfg), eval_results=results)
 
 # %% ../nbs/17_card.ipynb #3774372d
@@ -253,9 +263,14 @@ def _intro(cfg, record) -> str:
     recipe = f"with the [nynorsk_asr](https://github.com/nynorsk-asr/nynorsk_asr) recipe (preset `{cfg.preset}`)"
     corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
               f"`{public_dataset_name(cfg)}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
-    if cfg.model_name_or_path:
-        return (f"This model is a fine-tuned version of [{cfg.model_name_or_path}](https://huggingface.co/{cfg.model_name_or_path}) "
-                f"on {corpus}, {recipe}.")
+    start = cfg.model_name_or_path
+    if start and _is_local_checkpoint(start):
+        root, p = project_root(), Path(start)
+        shown = p.relative_to(root) if root is not None and p.is_absolute() and p.is_relative_to(root) else p
+        return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters) fine-tuned from a local "
+                f"checkpoint, `{shown}` (not on the Hub), on {corpus}, {recipe}.")
+    if start:
+        return (f"This model is a fine-tuned version of [{start}](https://huggingface.co/{start}) on {corpus}, {recipe}.")
     return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "
             f"{cfg.num_hidden_layers} layers) trained from random initialisation on {corpus}, {recipe}.")
 
@@ -268,7 +283,7 @@ def _lm_section(run) -> str:
     sources = ", ".join(f"{k} {v}" for k, v in lm["sentences_by_source"].items())
     caveat = (" The demo's test sentences are new combinations of words that occur in its training sentences, so an LM of "
               "the training text fits them unusually well: on real speech the gain is far smaller (the seed: test WER "
-              f"{PUBLISHED[0]['wer_greedy']} greedy, {PUBLISHED[0]['wer_lm']} with its 5-gram)." if cfg.dataset_name == "synthetic" else "")
+              f"{PUBLISHED[0]['wer_greedy']} greedy, {PUBLISHED[0]['wer_lm']} with its 5-gram)." if cfg.dataset_name == "synthetic" and cfg.synth_text == "templates" else "")
     return (f"\n## Language model\n\nA {lm['order']}-gram KenLM model (`language_model/`, pruning `{lm['prune']}`) estimated "
             f"from {lm['sentences']} sentences ({lm['words']} words, {lm['unique_words']} word types; by source: {sources}); "
             f"removed before estimation: {removed}. No validation or test sentence is in its text. Its weight alpha "

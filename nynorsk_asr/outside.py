@@ -13,6 +13,7 @@ import soxr
 from .acoustics import coloured_noise, compose
 from .config import load_run_config
 from .layout import RunDir, write_atomic
+from .model import file_hash, trained_weights
 from .scoring import error_rates
 from .synth import espeak_command, espeak_variants, require_espeak, speaker_sets
 
@@ -62,7 +63,8 @@ def evaluate_outside(run_dir,                # a trained run directory (or any f
         idx = [i for i, r in enumerate(rows) if keep(r)]
         got = error_rates([hyps[i] for i in idx], [rows[i]["text"] for i in idx])
         return {"cer": round(got["cer"], 5), "wer": round(got["wer"], 5), "utterances": len(idx)}
-    result = {"seed": seed, "all": rates(lambda r: True), "clean": rates(lambda r: r["snr_db"] is None),
+    result = {"seed": seed, **({"model_fingerprint": file_hash(trained_weights(run_dir))} if is_run else {}),
+              "all": rates(lambda r: True), "clean": rates(lambda r: r["snr_db"] is None),
               "noisy": rates(lambda r: r["snr_db"] is not None),
               "utterances": [{"text": r["text"], "hypothesis": h, "speaker": r["speaker"], "snr_db": r["snr_db"]}
                              for r, h in zip(rows, hyps)]}
