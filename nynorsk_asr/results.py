@@ -16,7 +16,8 @@ from .scoring import PUBLISHED
 # %% auto #0
 __all__ = ['CURVE_PRESETS', 'anchors_table', 'record_of', 'run_record', 'load_bands', 'band_failures', 'check_band',
            'append_record', 'latest_run', 'run_summary', 'plot_run', 'save_stamped', 'record_digest', 'png_description',
-           'curve_seconds', 'curve_records', 'plot_curves', 'results_page', 'prose_figures', 'unrecorded_figures']
+           'total_seconds', 'curve_seconds', 'curve_records', 'plot_curves', 'results_page', 'prose_figures',
+           'unrecorded_figures']
 
 # %% ../nbs/31_results.ipynb #013d9b9c
 def anchors_table(config: str | None = None) -> str:
@@ -35,6 +36,10 @@ def record_of(run: dict, name: str) -> dict:
         kind = f"{e['split']}_{e['decoder']}" + ("_int8" if e.get("precision") == "int8" else "")
         for m in ("cer", "wer"): figures[f"{kind}_{m}"] = round(float(e[m]), 5)
         counts[kind] = e.get("utterances_evaluated")
+    for part in ("all", "clean", "noisy") if run.get("outside") else ():  # the 40 sentences of 16a_outside, through the HF pipeline
+        kind = "outside" if part == "all" else f"outside_{part}"
+        for m in ("cer", "wer"): figures[f"{kind}_{m}"] = run["outside"][part][m]
+        counts[kind] = run["outside"][part]["utterances"]
     curve = [{"step": h["step"], "cer": round(h["eval_cer"], 5), "wer": round(h["eval_wer"], 5)}
              for h in state.get("log_history", []) if "eval_cer" in h]
     runs = rec.get("invocations") or [{}]
@@ -44,7 +49,14 @@ def record_of(run: dict, name: str) -> dict:
             "parameters": rec.get("parameters"), "steps": rec.get("global_step"), "train_wall_seconds": rec.get("wall_seconds"),
             "train_audio_hours": rec.get("train_audio_hours"), "figures": figures, "utterances": counts, "curve": curve,
             "machine": {"hardware": rec.get("device_name"), "device": rec.get("device"), **(rec.get("versions") or {})},
-            "commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty"), "timestamp": runs[-1].get("started_at")}
+            "commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty"), "timestamp": runs[-1].get("started_at"),
+            **_starts_from(cfg)}
+
+def _starts_from(cfg) -> dict:
+    "For a run trained on from another run of this project (a curriculum's later stage): that run and its training time."
+    before = Path(cfg.model_name_or_path)/"train_record.json" if cfg.model_name_or_path else None
+    if before is None or not before.is_file(): return {}
+    return {"starts_from": {"run": before.parent.name, "train_wall_seconds": json.loads(before.read_text()).get("wall_seconds")}}
 
 def run_record(run_dir) -> dict:
     "The record of the trained run in `run_dir` (scores checked against its weights first)."
@@ -157,11 +169,17 @@ def png_description(path) -> str | None:
     return None
 
 # %% ../nbs/31_results.ipynb #b692f704
-CURVE_PRESETS = ("demo", "demo-long")  # the candidate presets on the demo corpus, drawn in bench/curves.png
+CURVE_PRESETS = ("demo", "demo-long", "demo-curriculum")  # the candidate presets on the demo corpus, drawn in bench/curves.png
+
+def total_seconds(r: dict) -> float:
+    "Training seconds of record `r`, with those of the run it started from (a curriculum's later stage counts both)."
+    return (r.get("starts_from") or {}).get("train_wall_seconds", 0.0) + r["train_wall_seconds"]
 
 def curve_seconds(r: dict) -> list[float]:
-    "Training seconds at each validation point of record `r`, pro rata of its steps (every step of one preset costs alike)."
-    return [round(r["train_wall_seconds"] * p["step"] / r["steps"], 1) for p in r["curve"]]
+    """Training seconds at each validation point of record `r`, pro rata of its steps (every step of one preset costs alike),
+    counted from the start of the run it started from, if any."""
+    before = total_seconds(r) - r["train_wall_seconds"]
+    return [round(before + r["train_wall_seconds"] * p["step"] / r["steps"], 1) for p in r["curve"]]
 
 def curve_records(runs: list[dict], presets=CURVE_PRESETS) -> list[dict]:
     "The latest record of each of `presets` that has one: what `plot_curves` draws and its picture's digest covers."
@@ -173,12 +191,13 @@ def plot_curves(runs: list[dict], presets=CURVE_PRESETS, path=None):
     latest = curve_records(runs, presets)
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for r in latest:
+        after = f", from {r['starts_from']['run']}" if r.get("starts_from") else ""
         line, = ax.plot([s / 60 for s in curve_seconds(r)], [p["cer"] for p in r["curve"]], "o-", ms=3,
-                        label=f"{r['preset']}: validation CER ({r['steps']} steps)")
+                        label=f"{r['preset']}: validation CER ({r['steps']} steps{after})")
         test = r["figures"].get("test_greedy_cer")
         if test is not None:
-            ax.plot([r["train_wall_seconds"] / 60], [test], "*", ms=12, color=line.get_color())
-            ax.annotate(f"test {test:.3f}", (r["train_wall_seconds"] / 60, test), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            ax.plot([total_seconds(r) / 60], [test], "*", ms=12, color=line.get_color())
+            ax.annotate(f"test {test:.3f}", (total_seconds(r) / 60, test), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.axhline(0.10, ls=":", color="grey"); ax.annotate("goal: test CER 0.10", (0, 0.10), textcoords="offset points", xytext=(2, 3), fontsize=8)
     machines = sorted({r["machine"]["hardware"] for r in latest})
     ax.set(xlabel=f"training minutes ({', '.join(machines) or 'no record'})", ylabel="CER (greedy)", ylim=(0, 1.05),
@@ -188,17 +207,26 @@ def plot_curves(runs: list[dict], presets=CURVE_PRESETS, path=None):
     return fig
 
 # %% ../nbs/31_results.ipynb #d80d18b9
+def _outside(f: dict) -> str:
+    "The outside set's CER (16a_outside), with its clean and noisy halves; empty for a run not scored on it."
+    if "outside_cer" not in f: return ""
+    return f"{_cell(f['outside_cer'])} ({_cell(f.get('outside_clean_cer'))}, {_cell(f.get('outside_noisy_cer'))})"
+
+def _train_seconds(r: dict) -> str:
+    s = r.get("starts_from")
+    return f"{r['train_wall_seconds']:.0f}" + (f" after {s['train_wall_seconds']:.0f} of `{s['run']}`" if s else "")
+
 def _runs_table(runs: list[dict], bands: dict) -> list[str]:
     latest = {}
     for r in runs: latest[(r["preset"], r["machine"]["hardware"])] = r
-    out = ["| preset | test CER greedy | WER greedy | CER with LM | WER with LM | LM's relative WER gain | band | steps | training s | machine | commit | date | command |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| preset | test CER greedy | WER greedy | CER with LM | WER with LM | LM's relative WER gain | outside set CER (clean, noisy) | band | steps | training s | machine | commit | date | command |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in latest.values():
         f, bad = r["figures"], band_failures(r, bands)
         band = "none recorded" if r["preset"] not in bands else "outside: " + "; ".join(bad) if bad else "inside"
         gain = _rel_gain(r)
         out.append("| " + " | ".join([f"`{r['preset']}`", *(_cell(f.get(k)) for k in ("test_greedy_cer", "test_greedy_wer", "test_lm_cer", "test_lm_wer")),
-                                     "" if gain is None else f"{gain:.1%}", band, _cell(r["steps"]), f"{r['train_wall_seconds']:.0f}",
+                                     "" if gain is None else f"{gain:.1%}", _outside(f), band, _cell(r["steps"]), _train_seconds(r),
                                      r["machine"]["hardware"], f"`{(r['commit'] or '')[:8]}`", (r["timestamp"] or "")[:10], f"`{r['command']}`"]) + " |")
     return out
 
