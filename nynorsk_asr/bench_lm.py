@@ -82,6 +82,6 @@ def bench_lm(megabytes: float = 200, order: int = 3, memory: str = "500M", seed:
                 bench_result("lm-memory", "peak_rss_mb", ours["peak_mb"], base["peak_mb"], **common)]
 
 # %% ../nbs/30_bench_lm.ipynb #d2ff66be
-if __name__ == "__main__" and "IPython" not in sys.modules:
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
     kind, text_file, work, order, memory = sys.argv[1:6]
     print(json.dumps(lm_path(kind, text_file, work, int(order), memory)))

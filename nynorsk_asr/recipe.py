@@ -93,8 +93,10 @@ def pipeline_transcript(run, path, chunk_length_s: float, stride_length_s: float
 
 def main(argv=None):
     "`python -m nynorsk_asr.recipe RUN AUDIO CHUNK_S STRIDE_S DECODER`: `pipeline_transcript` in a process of its own, as one JSON line."
-    run, path, chunk, stride, decoder = (sys.argv[1:] if argv is None else argv)[:5]
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 5: raise SystemExit("usage: python -m nynorsk_asr.recipe RUN AUDIO CHUNK_S STRIDE_S DECODER (greedy or lm)")
+    run, path, chunk, stride, decoder = args
     print(json.dumps(pipeline_transcript(run, path, float(chunk), float(stride), decoder)))
 
 # %% ../nbs/24_recipe.ipynb #2a14dfed
-if __name__ == "__main__" and "IPython" not in sys.modules: main()
+if __name__ == "__main__" and "ipykernel" not in sys.modules: main()

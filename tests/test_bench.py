@@ -53,3 +53,11 @@ def test_bench_infer(tmp_path):
         assert loaded["unit"] == "slowdown_loaded_vs_quiet" and loaded["busy_processes"] == 1
         assert (loaded["omp_wait_policy_ours"], loaded["omp_wait_policy_torch_defaults"]) == ("PASSIVE", None)
         assert loaded["seconds_loaded_ours"] > 0 and loaded["seconds_quiet_torch_defaults"] > 0
+
+
+@pytest.mark.parametrize("module", ["nynorsk_asr.recipe", "nynorsk_asr.cli"])
+def test_modules_run_as_programs(module):
+    # bench transcribe runs both with `python -m`; a guard that took an imported IPython for a notebook kernel once
+    # made the recipe's main silently do nothing (exit 0, no output)
+    out = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "usage:" in out.stderr, (out.returncode, out.stdout[-300:], out.stderr[-300:])
