@@ -117,7 +117,8 @@ def format_result(r: dict) -> str:
     skip = {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "timestamp"}
     short = lambda v: f"<{len(v)} runs>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
     extra = ", ".join(f"{k}={short(v)}" for k, v in r.items() if k not in skip)
-    return f"{r['bench']:>14} {r['unit']}: ours {r['ours']:,} vs baseline {r['baseline']:,} -> {r['ratio']}x  ({extra})"
+    num = lambda v: "none" if v is None else f"{v:,}"  # a baseline that could not be measured
+    return f"{r['bench']:>14} {r['unit']}: ours {num(r['ours'])} vs baseline {num(r['baseline'])} -> {r['ratio']}x  ({extra})"
 
 # %% ../nbs/23_bench.ipynb #cda9a9f3
 def reproduce_command(r: dict) -> str:
@@ -131,7 +132,8 @@ def reproduce_command(r: dict) -> str:
     elif kind == "transcribe": args = [f"--run runs/{r['run']}" if "run" in r else "",
                                        f"--minutes {r['minutes_short']:g},{r['minutes_long']:g}" if "minutes_long" in r else "",
                                        f"--arch {r['arch']}" if r.get("arch") not in (None, "trained") else "",
-                                       f"--variants {r['variant']}" if r.get("variant") not in (None, "default") else ""]
+                                       f"--variants {r['variant']}" if r.get("variant") not in (None, "default") else "",
+                                       f"--snr {r['snr_db']:g}" if r.get("snr_db") is not None else ""]
     elif kind == "accuracy": args = [f"--seeds {','.join(map(str, r['seeds']))}" if "seeds" in r else "", f"--steps {r['steps']}" if "steps" in r else "",
                                      f"--eval_steps {r['eval_steps']}" if "eval_steps" in r else ""]
     elif kind == "lm": args = [f"--megabytes {r.get('megabytes', round(r['text_mb'])):g}" if "text_mb" in r else "", f"--order {r['order']}" if "order" in r else ""]

@@ -12,9 +12,15 @@ from .errors import ConfigError
 from .layout import RunDir
 from .longform import long_form_scores, recording_from_split
 from .model import load_run_model
+import numpy as np, soundfile as sf
+from .acoustics import coloured_noise, rms
+from .config import load_run_config
+from .ctc import greedy_texts, utterance_log_probs
+from .lm import lm_texts, load_decoder
+from .scoring import error_counts
 
 # %% auto #0
-__all__ = ['VARIANTS', 'LONG_VARIANTS', 'bench_transcribe']
+__all__ = ['VARIANTS', 'LONG_VARIANTS', 'add_recording_noise', 'clips_wer', 'bench_transcribe']
 
 # %% ../nbs/28_bench_transcribe.ipynb #5e229b14
 def _ours(run, wav, decoder, out_dir, chunk, stride, flags=(), busy: int = 0) -> tuple[dict, float]:
@@ -25,9 +31,13 @@ def _ours(run, wav, decoder, out_dir, chunk, stride, flags=(), busy: int = 0) ->
     return json.loads((Path(out_dir)/f"{Path(wav).stem}.json").read_text()), m.peak_mb
 
 # %% ../nbs/28_bench_transcribe.ipynb #b0b29948
-def _pipeline(run, wav, decoder, chunk, stride) -> tuple[dict | None, float]:
+def _pipeline(run, wav, decoder, chunk, stride) -> tuple[dict | None, float, str | None]:
+    "The pipeline's transcript and seconds, its peak MB, and why it failed (None when it ran)."
     m = run_measured([sys.executable, "-m", "nynorsk_asr.recipe", str(run), str(wav), str(chunk), str(stride), decoder])
-    return (json.loads(m.stdout.strip().splitlines()[-1]) if m.returncode == 0 else None), m.peak_mb
+    if m.returncode == 0: return json.loads(m.stdout.strip().splitlines()[-1]), m.peak_mb, None
+    why = m.stderr.strip().splitlines()[-1] if m.stderr.strip() else f"exit status {m.returncode}"
+    print(f"the {decoder} pipeline baseline failed, so its figures are left empty: {why}", file=sys.stderr)
+    return None, m.peak_mb, why
 
 # %% ../nbs/28_bench_transcribe.ipynb #72b7c3eb
 def _clip_wer(run: Path, decoder: str, segments: list[dict]) -> float | None:
@@ -37,6 +47,32 @@ def _clip_wer(run: Path, decoder: str, segments: list[dict]) -> float | None:
     by_id = {u["utterance_id"]: u for u in json.loads(path.read_text())["utterances"]}
     used = [by_id[s["utterance_id"]] for s in segments if s.get("utterance_id") in by_id]
     return sum(u["word_errors"] for u in used) / max(1, sum(u["words"] for u in used)) if used else None
+
+# %% ../nbs/28_bench_transcribe.ipynb #125e75f6
+def add_recording_noise(wav, segments: list[dict], snr_db: float, seed: int = 0, exponent: float = 1.0) -> float:
+    "Pink noise (1/f; `exponent` 0 white, 2 brown) over the whole WAV at `snr_db` below its speech level; the speech level."
+    audio, rate = sf.read(str(wav), dtype="float32")
+    speech = np.concatenate([audio[int(s["start"] * rate):int(s["end"] * rate)] for s in segments])
+    active = speech[np.abs(speech) > 0.02 * np.abs(speech).max()]
+    level = rms(active if len(active) else speech)
+    noisy = audio + coloured_noise(len(audio), exponent, np.random.default_rng(seed)) * level * 10 ** (-snr_db / 20)
+    sf.write(str(wav), noisy / max(1.0, float(np.abs(noisy).max()) / 0.99), rate, subtype="PCM_16")  # scaled down only if it would clip
+    return level
+
+def clips_wer(run: Path, wav, segments: list[dict], decoders) -> dict[str, float]:
+    "{decoder: WER} of each true segment of the recording `wav` cut out and decoded on its own by the run's model."
+    audio, rate = sf.read(str(wav), dtype="float32")
+    model, processor = load_run_model(run, "cpu")
+    fe = processor.feature_extractor
+    inputs = [fe(audio[int(s["start"] * rate):int(s["end"] * rate)], sampling_rate=rate).input_values[0] for s in segments]
+    log_probs = utterance_log_probs(model, inputs, batch_size=8, device="cpu", progress=False)
+    refs, out = [s["text"] for s in segments], {}
+    for decoder in decoders:
+        hyps = (greedy_texts(processor, log_probs) if decoder == "greedy" else
+                lm_texts(load_decoder(run, processor), log_probs, load_run_config(run).lm_beam_width))
+        errors, words = error_counts(refs, hyps, "word")
+        out[decoder] = errors / max(1, words)
+    return out
 
 # %% ../nbs/28_bench_transcribe.ipynb #1c514347
 VARIANTS = {"default": [], "int8": ["--int8"], "energy": ["--vad", "energy"], "pad5": ["--pad_variants", "5"]}
@@ -55,7 +91,9 @@ def _random_weights_run(run: Path, arch: str, folder: Path) -> Path:
     return folder
 
 def bench_transcribe(run_dir="runs/demo", minutes=(10, 60), chunk_length_s: float = 20.0, stride_length_s: float = 4.0,
-                     seed: int = 0, variants=tuple(VARIANTS), arch: str | None = None, busy: int = 2) -> list[dict]:
+                     seed: int = 0, variants=tuple(VARIANTS), arch: str | None = None, busy: int = 2,
+                     snr_db: float | None = None,  # pink noise over both recordings at this SNR (None: as built)
+                    ) -> list[dict]:
     "Long-form transcription of the run per variant: speed vs the ASR pipeline, memory of a long vs a short recording, WER and timing, and under load."
     run = resolve_path(run_dir)
     load_run_model(run, "cpu")  # the message `evaluate` gives when there is no trained model
@@ -68,10 +106,13 @@ def bench_transcribe(run_dir="runs/demo", minutes=(10, 60), chunk_length_s: floa
         tmp = Path(tmp)
         wavs = {m: tmp/f"recording-{m:g}min.wav" for m in (short, long)}
         segments = {m: recording_from_split(run, wavs[m], "test", minutes=m, seed=seed) for m in (short, long)}
+        if snr_db is not None:
+            for m in (short, long): add_recording_noise(wavs[m], segments[m], snr_db, seed=seed + 1)
+        noisy_clips = clips_wer(run, wavs[short], segments[short], decoders) if snr_db is not None and arch is None else {}
         model_run = run if arch is None else _random_weights_run(run, arch, tmp/"model")
         for decoder in decoders:
-            base, base_peak = _pipeline(model_run, wavs[short], decoder, chunk_length_s, stride_length_s)
-            clips = _clip_wer(run, decoder, segments[short]) if arch is None else None
+            base, base_peak, base_error = _pipeline(model_run, wavs[short], decoder, chunk_length_s, stride_length_s)
+            clips = None if arch is not None else noisy_clips[decoder] if snr_db is not None else _clip_wer(run, decoder, segments[short])
             speeds = {}
             for variant in variants:
                 flags = VARIANTS[variant]
@@ -81,22 +122,24 @@ def bench_transcribe(run_dir="runs/demo", minutes=(10, 60), chunk_length_s: floa
                 audio = ours[short]["audio_seconds"]
                 speeds[variant] = audio / ours[short]["wall_seconds"]
                 scores = long_form_scores(ours[short], segments[short])
-                name = f"transcribe-{decoder}" + ("" if variant == "default" else f"-{variant}")
+                name = f"transcribe-{decoder}" + ("" if variant == "default" else f"-{variant}") + ("" if snr_db is None else f"-snr{snr_db:g}")
                 extra = {"run": run.name, "arch": arch or "trained", "decoder": decoder, "variant": variant, "flags": " ".join(flags),
+                         "snr_db": snr_db, "clip_wer_from": "the run's eval file" if snr_db is None else "the noisy recording's segments, cut",
                          "precision": ours[short].get("precision"), "vad": ours[short].get("vad"), "pad_variants": ours[short].get("pad_variants"),
                          "chunk_length_s": chunk_length_s, "stride_length_s": stride_length_s,
                          "minutes_short": short, "minutes_long": long, "audio_seconds_short": round(audio, 1),
                          "real_time_factor_short": ours[short]["real_time_factor"],
                          "real_time_factor_baseline": round(base["seconds"] / audio, 5) if base else None,
-                         "peak_rss_mb_short": round(peaks[short]), "peak_rss_mb_baseline_short": round(base_peak),
+                         "peak_rss_mb_short": round(peaks[short]), "peak_rss_mb_baseline_short": round(base_peak) if base else None,
                          **({"audio_seconds_long": round(ours[long]["audio_seconds"], 1), "real_time_factor_long": ours[long]["real_time_factor"],
                              "peak_rss_mb_long": round(peaks[long])} if long in ours else {}),
                          **({"wer_long_form": round(scores["wer"], 4), "cer_long_form": round(scores["cer"], 4),
                              "wer_clips": None if clips is None else round(clips, 4),
                              "wer_ratio_long_form_to_clips": None if not clips else round(scores["wer"] / clips, 3),
                              "share_words_timed_in_segment": round(scores["share_timed_in_segment"], 4)} if arch is None else {}),
-                         "baseline_name": "transformers ASR pipeline, same window and stride" + (" (Wav2Vec2ProcessorWithLM)" if decoder == "lm" else "")}
-                speed_base = audio / base["seconds"] if base else 0.0
+                         "baseline_name": "transformers ASR pipeline, same window and stride" + (" (Wav2Vec2ProcessorWithLM)" if decoder == "lm" else ""),
+                         **({"baseline_error": base_error} if base_error else {})}
+                speed_base = audio / base["seconds"] if base else None  # no ratio rather than a made-up one
                 results.append(bench_result(name, "audio_seconds_per_second", speeds[variant], speed_base, **extra))
                 if long in ours: results.append(bench_result(name, "peak_rss_mb_long_vs_short", peaks[long], peaks[short], **extra))
             if busy and decoder == "greedy":

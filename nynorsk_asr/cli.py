@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--int8", action="store_true", help="infer, transcribe: measure int8 only (default: fp32 and int8)")
     bn.add_argument("--busy", type=int, default=2, help="infer, transcribe: competing busy processes for the loaded passes (0: quiet only)")
     bn.add_argument("--variants", default=None, help="transcribe: any of default,int8,energy,pad5 (default: all; --int8: int8)")
+    bn.add_argument("--snr", type=float, default=None, help="transcribe: pink noise over both recordings at this SNR in dB, "
+                    "and clip WER measured on the same noisy segments (default: the recordings as built)")
     bn.add_argument("--threads", type=int, default=None, help="infer, transcribe: " + "torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     bn.add_argument("--results", default=None, help="append one JSON line per figure to this file")
     cp = sub.add_parser("compare", help="eval files side by side: WER/CER per decoder and normalisation, per speaker, and "
@@ -178,7 +180,8 @@ def cmd_bench(args):
         from nynorsk_asr.bench_transcribe import bench_transcribe
         from nynorsk_asr.bench_transcribe import VARIANTS
         variants = args.variants.split(",") if args.variants else ["int8"] if args.int8 else list(VARIANTS)
-        results = bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")], variants=variants, arch=args.arch, busy=args.busy)
+        results = bench_transcribe(args.run, [float(m) for m in args.minutes.split(",")], variants=variants, arch=args.arch, busy=args.busy,
+                                   snr_db=args.snr)
     for r in results: print(format_result(r))
     if args.results: save_results(results, args.results); print(f"appended {len(results)} lines to {args.results}")
 
@@ -366,4 +369,4 @@ def main(argv=None):
     _run(parser, args, COMMANDS[args.command], cfg, allow_changes=allow)
 
 # %% ../nbs/32_cli.ipynb #ff18b411
-if __name__ == "__main__" and "IPython" not in sys.modules: main()
+if __name__ == "__main__" and "ipykernel" not in sys.modules: main()
