@@ -10,8 +10,8 @@ from torch import nn
 from .errors import ConfigError
 
 # %% auto #0
-__all__ = ['WAIT_POLICY', 'PRECISIONS', 'cpu_count', 'check_threads', 'use_threads', 'wait_policy_applied', 'kept_threads',
-           'int8_linear', 'with_precision']
+__all__ = ['WAIT_POLICY', 'PRECISIONS', 'MMAP_THRESHOLD', 'M_MMAP_THRESHOLD', 'cpu_count', 'check_threads', 'use_threads',
+           'wait_policy_applied', 'kept_threads', 'int8_linear', 'with_precision', 'bound_heap']
 
 # %% ../nbs/13a_infer.ipynb #1b6f4275
 WAIT_POLICY = "PASSIVE"
@@ -69,3 +69,16 @@ def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
     "`model` itself for `fp32`, turned int8 in place for `int8`; `ConfigError` naming anything else."
     if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
     return model if precision == "fp32" else int8_linear(model)
+
+# %% ../nbs/13a_infer.ipynb #b84d02f9
+MMAP_THRESHOLD = 128 * 1024  # bytes: blocks this large or larger are mapped on their own, and unmapped when freed
+M_MMAP_THRESHOLD = -3        # mallopt's parameter number, from glibc's malloc.h
+
+def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
+    "Fix glibc's mmap threshold at `threshold` bytes, so memory freed between regions goes back to the system; whether it was set."
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not sys.platform.startswith("linux"): return False
+    import ctypes, ctypes.util
+    try: mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError): return False
+    return mallopt(M_MMAP_THRESHOLD, int(threshold)) == 1
+

@@ -16,7 +16,7 @@ from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
                                 chunks, stitched_frames, transcribe_settings)
 from .errors import ConfigError
-from .infer import PRECISIONS, use_threads, with_precision
+from .infer import PRECISIONS, bound_heap, use_threads, with_precision
 from .vad import SileroRegions, speech_regions
 from .transcripts import Word, greedy_words, lm_words, printable
 
@@ -32,6 +32,7 @@ class Transcriber:
         if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
         self.run_dir, self.precision = Path(run_dir), precision
         self.threads = use_threads(threads)  # one per CPU unless told: 13a_infer
+        self.heap_bounded = bound_heap()     # flat memory on long files: 13a_infer
         self.model, self.processor = load_run_model(self.run_dir, "cpu" if precision == "int8" else device)
         self.model = with_precision(self.model, precision)
         has_lm = RunDir(self.run_dir).lm_attrs.is_file()
