@@ -18,7 +18,7 @@ from .train import CTCTrainer, choose_precision, metrics_fn, quiet_progress, tra
 from .vocab import make_processor
 
 # %% auto #0
-__all__ = ['ACCURACY_THRESHOLDS', 'CurveTrainer', 'time_to', 'accuracy_run', 'bench_accuracy']
+__all__ = ['ACCURACY_THRESHOLDS', 'CurveTrainer', 'time_to', 'accuracy_run', 'to_final', 'bench_accuracy']
 
 # %% ../nbs/29_bench_accuracy.ipynb #9bf4ce1b
 ACCURACY_THRESHOLDS = (0.05, 0.035)
@@ -77,6 +77,14 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
             "busy_cpus_before": round(busy, 2)}
 
 # %% ../nbs/29_bench_accuracy.ipynb #e90114fe
+def to_final(pair: dict[str, dict]) -> dict[str, dict]:
+    "Note in both runs of one seed the standard recipe's final validation CER and each run's training seconds to reach it."
+    final = pair["standard"]["curve"][-1]["cer"] if pair["standard"]["curve"] else None
+    for r in pair.values():
+        r["standard_final_cer"] = final
+        r["seconds_to_standard_final"] = None if final is None else time_to(r["curve"], final)
+    return pair
+
 def _mean_sd(values) -> tuple[float | None, float | None]:
     v = [x for x in values if x is not None]
     if len(v) < len(values) or not v: return None, None
@@ -92,15 +100,20 @@ def bench_accuracy(seeds=(0, 1, 2), steps: int = 2000, eval_steps: int = 100, lo
         texts = list(data["train"]["text"]) + list(data["eval"]["text"])
         runs = []
         for seed in seeds:
+            pair = {}
             for recipe in ("ours", "standard"):
-                r = accuracy_run(recipe, seed, data, test_rows, texts, steps, eval_steps, Path(work)/f"seed{seed}")
+                r = pair[recipe] = accuracy_run(recipe, seed, data, test_rows, texts, steps, eval_steps, Path(work)/f"seed{seed}")
                 log(f"{recipe:>8} seed {seed}: test CER {r['test_cer']:.4f} WER {r['test_wer']:.4f}, {r['train_seconds']:.0f} s, "
                     + ", ".join(f"CER<={c}: {r[f'seconds_to_cer_{c}']} s" for c in ACCURACY_THRESHOLDS))
-                runs.append(r)
+            to_final(pair)
+            log(f"    seed {seed}: to the standard recipe's final validation CER {pair['standard']['standard_final_cer']}: "
+                f"ours {pair['ours']['seconds_to_standard_final']} s, standard {pair['standard']['seconds_to_standard_final']} s")
+            runs += [pair["ours"], pair["standard"]]
     by = {k: [r for r in runs if r["recipe"] == k] for k in ("ours", "standard")}
     extra = {"steps": steps, "eval_steps": eval_steps, "seeds": list(seeds), "runs": runs}
     out = []
-    for key, unit in [*((f"seconds_to_cer_{c}", "seconds") for c in ACCURACY_THRESHOLDS), ("test_cer", "cer"), ("test_wer", "wer"),
+    for key, unit in [("seconds_to_standard_final", "seconds"), *((f"seconds_to_cer_{c}", "seconds") for c in ACCURACY_THRESHOLDS),
+                      ("test_cer", "cer"), ("test_wer", "wer"),
                       ("samples_per_second", "samples_per_second"), ("padding_fraction", "fraction")]:
         (mo, so), (mb, sb) = _mean_sd([r[key] for r in by["ours"]]), _mean_sd([r[key] for r in by["standard"]])
         if mo is None or mb is None:
