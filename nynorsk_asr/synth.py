@@ -425,7 +425,7 @@ def _plan_of(cfg: RunConfig) -> list[dict]:
 def check_earlier_stages(cfg: RunConfig):
     """Refuse a corpus whose validation or test sentences (or, with disjoint speakers, voices) the model it starts from was
     trained on: a curriculum's later stage (`model_name_or_path` a run of this project) holds out from every stage before it."""
-    from .config import load_run_config
+    from nynorsk_asr.config import load_run_config  # here: config imports this module
     earlier, start, seen = [], cfg.model_name_or_path, set()
     while start and (Path(start)/"config.yaml").is_file() and start not in seen:
         seen.add(start); before = load_run_config(start)

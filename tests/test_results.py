@@ -48,7 +48,8 @@ def test_the_generated_pages_are_fresh_and_a_stale_one_is_found(tmp_path):
         (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, copy / part)
     runs = copy / "bench" / "runs.jsonl"
     rows = [json.loads(l) for l in runs.read_text().splitlines()]
-    rows[-1]["figures"]["test_greedy_cer"] = 0.0222
+    latest_demo = max(i for i, r in enumerate(rows) if r["preset"] == "demo")  # the record the demo summary quotes
+    rows[latest_demo]["figures"]["test_greedy_cer"] = 0.0222
     runs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     stale = subprocess.run([sys.executable, str(copy / ".ci" / "render_results.py"), "--check"], capture_output=True, text=True)
     assert stale.returncode == 1
