@@ -78,8 +78,11 @@ def accuracy_run(recipe: str, seed: int, data, test_rows, texts, steps: int = 20
 
 # %% ../nbs/29_bench_accuracy.ipynb #e90114fe
 def to_final(pair: dict[str, dict]) -> dict[str, dict]:
-    "Note in both runs of one seed the standard recipe's final validation CER and each run's training seconds to reach it."
-    final = pair["standard"]["curve"][-1]["cer"] if pair["standard"]["curve"] else None
+    """Note in both runs of one seed the standard recipe's final validation CER and each run's training seconds to reach it;
+    None when the standard recipe ended no better than its first evaluation (say, still all blank): then any run 'reaches' it
+    at once, and the times would only compare step speed."""
+    curve = pair["standard"]["curve"]
+    final = curve[-1]["cer"] if len(curve) > 1 and curve[-1]["cer"] < curve[0]["cer"] else None
     for r in pair.values():
         r["standard_final_cer"] = final
         r["seconds_to_standard_final"] = None if final is None else time_to(r["curve"], final)
@@ -106,8 +109,11 @@ def bench_accuracy(seeds=(0, 1, 2), steps: int = 2000, eval_steps: int = 100, lo
                 log(f"{recipe:>8} seed {seed}: test CER {r['test_cer']:.4f} WER {r['test_wer']:.4f}, {r['train_seconds']:.0f} s, "
                     + ", ".join(f"CER<={c}: {r[f'seconds_to_cer_{c}']} s" for c in ACCURACY_THRESHOLDS))
             to_final(pair)
-            log(f"    seed {seed}: to the standard recipe's final validation CER {pair['standard']['standard_final_cer']}: "
-                f"ours {pair['ours']['seconds_to_standard_final']} s, standard {pair['standard']['seconds_to_standard_final']} s")
+            if pair["standard"]["standard_final_cer"] is None:
+                log(f"    seed {seed}: the standard recipe ended no better than its first evaluation, so there is no time to its final CER")
+            else:
+                log(f"    seed {seed}: to the standard recipe's final validation CER {pair['standard']['standard_final_cer']}: "
+                    f"ours {pair['ours']['seconds_to_standard_final']} s, standard {pair['standard']['seconds_to_standard_final']} s")
             runs += [pair["ours"], pair["standard"]]
     by = {k: [r for r in runs if r["recipe"] == k] for k in ("ours", "standard")}
     extra = {"steps": steps, "eval_steps": eval_steps, "seeds": list(seeds), "runs": runs}
