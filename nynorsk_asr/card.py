@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import load_run_config, config_hash, project_root
+from .config import load_run_config, config_hash, is_local_checkpoint, project_root
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
 from .layout import RunDir, write_atomic
@@ -129,10 +129,6 @@ def model_name(cfg) -> str:
     name = Path(cfg.output_dir).name
     return f"nynorsk-asr-{name}" if name == cfg.preset else name
 
-def _is_local_checkpoint(name: str) -> bool:
-    "Whether `model_name_or_path` names a folder on disk (a run of this project) rather than a Hub repository id."
-    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") != 1
-
 def card_data(run: dict) -> ModelCardData:
     "The card's YAML metadata: license, language, tags, datasets, base model, model-index (WER and CER)."
     cfg, results = run["cfg"], []
@@ -151,7 +147,7 @@ def card_data(run: dict) -> ModelCardData:
         tags=["automatic-speech-recognition", "wav2vec2", "ctc", "nynorsk", "nynorsk_asr"] +
              (["NbAiLab/NPSC"] if "NPSC" in cfg.dataset_name else ["synthetic-data"]),
         datasets=[dataset], metrics=["wer", "cer"],
-        base_model=None if cfg.model_name_or_path and _is_local_checkpoint(cfg.model_name_or_path) else cfg.model_name_or_path,
+        base_model=None if cfg.model_name_or_path and is_local_checkpoint(cfg.model_name_or_path) else cfg.model_name_or_path,
         model_name=model_name(cfg), eval_results=results)
 
 # %% ../nbs/17_card.ipynb #3774372d
@@ -264,7 +260,7 @@ def _intro(cfg, record) -> str:
     corpus = ("a synthetic Nynorsk corpus spoken by espeak-ng" if cfg.dataset_name == "synthetic" else
               f"`{public_dataset_name(cfg)}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
     start = cfg.model_name_or_path
-    if start and _is_local_checkpoint(start):
+    if start and is_local_checkpoint(start):
         root, p = project_root(), Path(start)
         shown = p.relative_to(root) if root is not None and p.is_absolute() and p.is_relative_to(root) else p
         return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters) fine-tuned from a local "

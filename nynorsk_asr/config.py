@@ -13,8 +13,8 @@ from .layout import RunDir, write_atomic
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'validate', 'available_presets',
-           'project_root', 'resolve_path', 'preset_values', 'load_config', 'parse_value', 'config_dict', 'save_config',
-           'load_run_config', 'config_hash', 'field_help']
+           'project_root', 'resolve_path', 'is_local_checkpoint', 'preset_values', 'load_config', 'parse_value',
+           'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/02_config.ipynb #35681b33
 from importlib.resources import files
@@ -243,6 +243,11 @@ def resolve_path(path) -> Path:
     root, cwd = project_root(), Path.cwd().resolve()
     base = root if root is not None and cwd.is_relative_to(root) else cwd
     return base/p
+
+def is_local_checkpoint(name: str) -> bool:
+    "Whether `model_name_or_path` names a folder on disk, or a path meant as one (`runs/...`, `./x`, `~/x`, `/x`), not a Hub id `owner/name`."
+    p = Path(name).expanduser()
+    return p.exists() or p.is_absolute() or p.parts[0] == "runs" or name.startswith((".", "~")) or name.count("/") != 1
 
 # %% ../nbs/02_config.ipynb #d14c06ca
 def preset_values(preset: str, _seen=()) -> tuple[dict, str]:

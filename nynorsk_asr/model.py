@@ -8,7 +8,7 @@ import hashlib, json
 from pathlib import Path
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
-from .config import RunConfig
+from .config import RunConfig, is_local_checkpoint
 from .errors import ConfigError, DamagedRunError, HubUnreachableError, RunNotTrainedError
 from .layout import RunDir
 from .ctc import CONV_KERNEL, CONV_STRIDE
@@ -56,7 +56,7 @@ def load_pretrained(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
     a new CTC head; a run of this project (a local folder) keeps its head, so its vocabulary must be the run's."""
     name = cfg.model_name_or_path
     if Path(name).expanduser().is_dir(): _check_head_vocabulary(Path(name).expanduser(), processor)
-    elif Path(name).is_absolute() or Path(name).parts[0] in ("runs", ".", "..", "~") or name.count("/") != 1:
+    elif is_local_checkpoint(name):
         raise ConfigError(f"model_name_or_path={name!r} is not a folder (looked at {Path(name).expanduser().resolve()}): "
                           "train that run first, or give a Hub repository id such as KBLab/wav2vec2-large-voxrex")
     try:
@@ -70,7 +70,7 @@ def load_pretrained(cfg: RunConfig, processor) -> Wav2Vec2ForCTC:
 
 def _check_head_vocabulary(folder: Path, processor):
     "Refuse a local checkpoint whose CTC head was trained on another vocabulary: its outputs would spell other letters."
-    path = folder/"vocab.json"
+    path = RunDir(folder).vocab
     if not path.is_file(): return  # an encoder-only folder: the head is new
     theirs, ours = json.loads(path.read_text(encoding="utf-8")), processor.tokenizer.get_vocab()
     if theirs == ours: return
