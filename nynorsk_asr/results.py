@@ -10,7 +10,7 @@ import yaml
 from .bench import _cell, latest_lines, read_jsonl, results_table
 from .card import read_run
 from .errors import OutOfBandError, RecordError
-from .layout import write_atomic
+from .layout import RunDir, write_atomic
 from .scoring import PUBLISHED
 
 # %% auto #0
@@ -54,7 +54,7 @@ def record_of(run: dict, name: str) -> dict:
 
 def _starts_from(cfg) -> dict:
     "For a run trained on from another run of this project (a curriculum's later stage): that run and its training time."
-    before = Path(cfg.model_name_or_path)/"train_record.json" if cfg.model_name_or_path else None
+    before = RunDir(cfg.model_name_or_path).train_record if cfg.model_name_or_path else None
     if before is None or not before.is_file(): return {}
     return {"starts_from": {"run": before.parent.name, "train_wall_seconds": json.loads(before.read_text()).get("wall_seconds")}}
 

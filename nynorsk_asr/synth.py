@@ -12,10 +12,10 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 from .acoustics import babble, coloured_noise, compose
-from .config import RunConfig
+from .config import RunConfig, load_run_config
 from .corpus import corpus_from_rows, corpus_row, canonical_split, default_cache_dir
 from .errors import ConfigError, DataUnavailableError
-from .layout import write_atomic
+from .layout import RunDir, write_atomic
 from .text import clean_transcript
 from .texts import gimp_help_sentences, out_of_vocabulary, sentence_drop_reason
 
@@ -425,9 +425,8 @@ def _plan_of(cfg: RunConfig) -> list[dict]:
 def check_earlier_stages(cfg: RunConfig):
     """Refuse a corpus whose validation or test sentences (or, with disjoint speakers, voices) the model it starts from was
     trained on: a curriculum's later stage (`model_name_or_path` a run of this project) holds out from every stage before it."""
-    from nynorsk_asr.config import load_run_config  # here: config imports this module
     earlier, start, seen = [], cfg.model_name_or_path, set()
-    while start and (Path(start)/"config.yaml").is_file() and start not in seen:
+    while start and RunDir(start).config.is_file() and start not in seen:
         seen.add(start); before = load_run_config(start)
         if before.dataset_name == "synthetic": earlier.append((start, before))
         start = before.model_name_or_path
