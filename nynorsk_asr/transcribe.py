@@ -32,7 +32,7 @@ class Transcriber:
         if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
         self.run_dir, self.precision = Path(run_dir), precision
         self.threads = use_threads(threads)  # one per CPU unless told: 13a_infer
-        self.heap_bounded = bound_heap()     # flat memory on long files: 13a_infer
+        bound_heap()                         # flat memory on long files: 13a_infer
         self.model, self.processor = load_run_model(self.run_dir, "cpu" if precision == "int8" else device)
         self.model = with_precision(self.model, precision)
         has_lm = RunDir(self.run_dir).lm_attrs.is_file()
