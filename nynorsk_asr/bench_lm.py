@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_bench_lm.ipynb #6b349be3
 from __future__ import annotations
-import json, sys, tempfile, time
+import builtins, json, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 from .bench import bench_result, run_measured
@@ -82,6 +82,8 @@ def bench_lm(megabytes: float = 200, order: int = 3, memory: str = "500M", seed:
                 bench_result("lm-memory", "peak_rss_mb", ours["peak_mb"], base["peak_mb"], **common)]
 
 # %% ../nbs/30_bench_lm.ipynb #d2ff66be
-if __name__ == "__main__" and "ipykernel" not in sys.modules:
+# as a program only: every IPython shell (a Jupyter kernel, papermill, nbdev_test) puts get_ipython in builtins while it
+# runs a cell, and an IPython that is merely imported (transformers imports it) does not
+if __name__ == "__main__" and not hasattr(builtins, "get_ipython"):
     kind, text_file, work, order, memory = sys.argv[1:6]
     print(json.dumps(lm_path(kind, text_file, work, int(order), memory)))

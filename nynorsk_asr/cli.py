@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_cli.ipynb #b9dbda54
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, builtins, json, os, sys, time
 from dataclasses import fields
 from pathlib import Path
 from .config import RunConfig, load_config, parse_value, available_presets, unknown_key_error, field_help
@@ -369,4 +369,6 @@ def main(argv=None):
     _run(parser, args, COMMANDS[args.command], cfg, allow_changes=allow)
 
 # %% ../nbs/32_cli.ipynb #ff18b411
-if __name__ == "__main__" and "ipykernel" not in sys.modules: main()
+# as a program only: every IPython shell (a Jupyter kernel, papermill, nbdev_test) puts get_ipython in builtins while it
+# runs a cell, and an IPython that is merely imported (transformers imports it) does not
+if __name__ == "__main__" and not hasattr(builtins, "get_ipython"): main()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/24_recipe.ipynb #4ceb562a
 from __future__ import annotations
-import json, sys, time
+import builtins, json, sys, time
 import numpy as np
 from .train import TRAIN_COLUMNS, add_labels, training_sets
 from .vocab import build_processor, build_vocab, save_vocab
@@ -99,4 +99,6 @@ def main(argv=None):
     print(json.dumps(pipeline_transcript(run, path, float(chunk), float(stride), decoder)))
 
 # %% ../nbs/24_recipe.ipynb #2a14dfed
-if __name__ == "__main__" and "ipykernel" not in sys.modules: main()
+# as a program only: every IPython shell (a Jupyter kernel, papermill, nbdev_test) puts get_ipython in builtins while it
+# runs a cell, and an IPython that is merely imported (transformers imports it) does not
+if __name__ == "__main__" and not hasattr(builtins, "get_ipython"): main()

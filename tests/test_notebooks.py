@@ -53,3 +53,20 @@ def test_cells_that_import_do_nothing_else():
              if c["cell_type"] == "code" and not EXPORT.search(src := "".join(c["source"])) and "nbdev_export()" not in src
              and mixes_imports(src)]
     assert not mixed, f"imports mixed with other code (split the imports into a cell of their own): {mixed}"
+
+
+MAIN_GUARD = re.compile(r'^if __name__ == "__main__"', re.M)
+
+
+def test_program_guards_stay_quiet_in_a_notebook_shell():
+    # nbdev_test runs every cell in an execnb shell where __name__ is "__main__"; a guard that only looked for
+    # ipykernel ran the command line's main there and failed three notebooks in CI
+    from execnb.shell import CaptureShell
+    guards = [(p.name, "".join(c["source"])) for p in STAGES for c in cells(p)
+              if c["cell_type"] == "code" and MAIN_GUARD.search("".join(c["source"]))]
+    assert len(guards) >= 3, guards
+    for name, src in guards:
+        shell = CaptureShell()
+        shell.run("import builtins, sys\ndef main(*a): raise SystemExit('main ran')\nlm_path = main")
+        shell.run(src.replace("#| export\n", ""))
+        assert shell.exc is None, f"{name}: the __main__ guard ran the program inside a notebook shell: {shell.exc!r}"
