@@ -11,7 +11,8 @@ from .infer import kept_threads
 from .stream import RATE, SpeechRegions
 
 # %% auto #0
-__all__ = ['DEFAULT_VAD', 'VadUnavailable', 'load_silero', 'SileroRegions', 'speech_regions', 'resolve_vad', 'segments_found']
+__all__ = ['DEFAULT_VAD', 'VadUnavailable', 'load_silero', 'SileroScorer', 'SileroRegions', 'speech_regions', 'resolve_vad',
+           'segments_found']
 
 # %% ../nbs/19a_vad.ipynb #c069249e
 class VadUnavailable(DataUnavailableError):
@@ -31,6 +32,56 @@ def load_silero():
     except Exception as e:
         raise VadUnavailable(f"the Silero VAD model could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from e
 
+# %% ../nbs/19a_vad.ipynb #898562b2
+class SileroScorer:
+    "Silero's speech probability for each 512-sample chunk of a stream fed in blocks, equal to feeding the chunks one by one."
+    CHUNK, CONTEXT = 512, 64  # samples per decision; samples of the previous chunk the model sees before each one
+
+    def __init__(self, model, batched: bool | None = None):  # batched None: when the model checks out as equal to the loop
+        self.model, self.lstm = model, None
+        if batched is not False:
+            self.lstm = _sequence_lstm(model)
+            if batched is None and self.lstm is not None and not _matches_loop(model, self.lstm): self.lstm = None
+        self.reset()
+
+    def reset(self):
+        self.model.reset_states()
+        self.context, self.state = torch.zeros(1, self.CONTEXT), None
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        "One probability per chunk of `audio` (a whole number of chunks), the stream's state carried on."
+        x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).view(-1, self.CHUNK)
+        with torch.inference_mode():
+            if self.lstm is None: return np.array([float(self.model(c[None], RATE)) for c in x], np.float32)
+            net = self.model._model
+            with_context = torch.cat([torch.cat([self.context, x[:-1, -self.CONTEXT:]]), x], 1)
+            features = net.encoder(net.run_extractors(with_context)).squeeze(-1)       # (chunks, 128), no state
+            h, self.state = self.lstm(features[:, None], self.state)                  # the recurrent part, in one call
+            self.context = x[-1:, -self.CONTEXT:]
+            return net.decoder.decoder(h[:, 0, :, None]).squeeze(1).mean(1).numpy()
+
+def _sequence_lstm(model) -> torch.nn.LSTM | None:
+    "An `nn.LSTM` with the weights of Silero's LSTM cell, or None where the model is not laid out as Silero 5 and 6 are."
+    try:
+        net = model._model; cell = net.decoder.rnn.state_dict(); net.encoder, net.run_extractors, net.decoder.decoder
+        lstm = torch.nn.LSTM(cell["weight_ih"].shape[1], cell["weight_hh"].shape[1])
+        lstm.load_state_dict({f"{k}_l0": v for k, v in cell.items()})
+        return lstm.eval()
+    except (AttributeError, KeyError, RuntimeError, IndexError): return None
+
+@functools.lru_cache(maxsize=4)
+def _matches_loop(model, lstm) -> bool:
+    "Once per model: the batched path gives the chunk loop's probabilities on three seconds of seeded noise and tone."
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * RATE) / RATE
+    audio = (0.01 * rng.standard_normal(len(t)) + 0.2 * np.sin(2 * np.pi * 180 * t) * (t % 1 < 0.6)).astype(np.float32)
+    audio = audio[:len(audio) // SileroScorer.CHUNK * SileroScorer.CHUNK]
+    loop, seq = SileroScorer(model, batched=False)(audio), SileroScorer.__new__(SileroScorer)
+    seq.model, seq.lstm = model, lstm; seq.reset()
+    ok = np.allclose(np.concatenate([seq(audio[:4096]), seq(audio[4096:])]), loop, atol=1e-4)
+    model.reset_states()
+    return bool(ok)
+
 # %% ../nbs/19a_vad.ipynb #b3f0caea
 class SileroRegions(SpeechRegions):
     "`SpeechRegions` whose frames are judged by Silero VAD's speech probability, with Silero's threshold and hysteresis."
@@ -42,7 +93,7 @@ class SileroRegions(SpeechRegions):
         super().__init__(hop, min_silence_s=min_silence_s, lead_s=lead_s, trail_s=trail_s, max_region_s=max_region_s, rate=rate)
         self.warmup, self.threshold, self.negative = 0, threshold, max(threshold - 0.15, 0.01)
         self.model = model if model is not None else load_silero()
-        self.model.reset_states()
+        self.scorer = SileroScorer(self.model)
         self.probs, self.probs_start = np.zeros(0, np.float32), 0   # one per CHUNK from chunk `probs_start`
         self.pending, self.seen, self.on = np.zeros(0, np.float32), 0, False  # samples not yet judged; samples seen; in speech
 
@@ -54,9 +105,7 @@ class SileroRegions(SpeechRegions):
         if ended and len(self.pending) > n:  # the last partial chunk, padded with silence
             self.pending = np.concatenate([self.pending, np.zeros(n + self.CHUNK - len(self.pending), np.float32)]); n += self.CHUNK
         if n:
-            x = torch.from_numpy(np.ascontiguousarray(self.pending[:n])).view(-1, self.CHUNK)
-            with torch.inference_mode(): p = np.array([float(self.model(c[None], RATE)) for c in x], np.float32)
-            self.probs, self.pending = np.concatenate([self.probs, p]), self.pending[n:]
+            self.probs, self.pending = np.concatenate([self.probs, self.scorer(self.pending[:n])]), self.pending[n:]
         frames = len(audio) // hop
         centres = (first + np.arange(frames) * hop + hop // 2) // self.CHUNK - self.probs_start
         frames = int(np.searchsorted(centres, len(self.probs)))   # frames whose chunk has been judged

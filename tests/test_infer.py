@@ -3,7 +3,7 @@
 or (when not asked for by name) replaced by the energy VAD with one warning, and `--int8` end to end on a trained run."""
 import json, shutil, subprocess, sys
 from pathlib import Path
-import numpy as np
+import numpy as np, torch
 import pytest
 import soundfile as sf
 from conftest import cli, one_line_error, run_main, tone
@@ -166,3 +166,31 @@ def test_int8_transcription_records_its_precision_and_threads(int8_run, tmp_path
         scores[precision] = long_form_scores(result, segments)["wer"]
     print(scores)
     assert scores["int8"] <= scores["fp32"] * 1.1 + 0.01
+
+
+@pytest.mark.parametrize("snr", [None, 5])
+def test_silero_scorer_in_blocks_equals_the_chunk_loop(spoken, snr):
+    "The batched scorer (stateless layers per block, the LSTM cell as a sequence) gives the loop's probabilities, block edges anywhere."
+    from nynorsk_asr.acoustics import add_noise, coloured_noise
+    from nynorsk_asr.vad import SileroScorer, load_silero
+    audio, _ = spoken
+    if snr is not None: audio = add_noise(audio, coloured_noise(len(audio), 1.0, np.random.default_rng(7)), snr)
+    audio = audio[:len(audio) // SileroScorer.CHUNK * SileroScorer.CHUNK]
+    loop = SileroScorer(load_silero(), batched=False)(audio)
+    batched = SileroScorer(load_silero())
+    assert batched.lstm is not None, "silero-vad's layout changed: the batched path fell back to the loop"
+    cuts = [0, 1, 2, 77, 500, len(audio) // SileroScorer.CHUNK]  # blocks of 1, 1, 75, 423 chunks and the rest
+    got = np.concatenate([batched(audio[a * 512:b * 512]) for a, b in zip(cuts, cuts[1:])])
+    assert got.shape == loop.shape and np.abs(got - loop).max() < 1e-4, np.abs(got - loop).max()
+
+
+def test_silero_scorer_falls_back_to_the_loop_on_another_layout():
+    from nynorsk_asr.vad import SileroScorer
+
+    class Plain:  # a VAD model with Silero's call but none of its insides
+        def reset_states(self): self.n = 0
+        def __call__(self, chunk, rate): self.n += 1; return torch.tensor(float(chunk.abs().mean() > 0.05))
+    model = Plain()
+    scorer = SileroScorer(model)
+    probs = scorer(np.concatenate([np.zeros(512), 0.1 * np.ones(1024)]).astype(np.float32))
+    assert scorer.lstm is None and model.n == 3 and probs.tolist() == [0.0, 1.0, 1.0]
