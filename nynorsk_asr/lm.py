@@ -234,15 +234,16 @@ def grid(cfg: RunConfig) -> list[tuple[float, float]]:
 
 def tune(decoder, log_probs: list, references: list[str], pairs, beam_width: int = 50, progress: bool = True) -> list[dict]:
     "WER and CER of every (alpha, beta) in `pairs` on the given utterances, best first."
-    results = []
-    workers = min(os.cpu_count() or 1, 8)
-    with get_context("fork").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        for alpha, beta in tqdm(pairs, desc="alpha/beta grid", disable=not progress):
-            decoder.reset_params(alpha=alpha, beta=beta)
-            t0 = time.perf_counter()
+    results, workers = [], min(os.cpu_count() or 1, 8, len(log_probs))
+    for alpha, beta in tqdm(pairs, desc="alpha/beta grid", disable=not progress):
+        decoder.reset_params(alpha=alpha, beta=beta)
+        t0 = time.perf_counter()
+        # a pool per pair, forked after reset_params: pyctcdecode keeps the LM, and with it alpha and beta, in a class-level
+        # container that each worker copies when it is forked, so a pool forked once decodes every pair with the first weights
+        with get_context("fork").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
             hyps = lm_texts(decoder, log_probs, beam_width, pool)
-            results.append({"alpha": alpha, "beta": beta, "beam_width": beam_width, **error_rates(hyps, references),
-                            "decode_seconds": round(time.perf_counter() - t0, 2)})
+        results.append({"alpha": alpha, "beta": beta, "beam_width": beam_width, **error_rates(hyps, references),
+                        "decode_seconds": round(time.perf_counter() - t0, 2)})
     return sorted(results, key=lambda r: (r["wer"], r["cer"], abs(r["alpha"] - 0.5), r["beta"]))
 
 # %% ../nbs/15_lm.ipynb #a8d0959a
