@@ -93,6 +93,7 @@ class RunConfig:
     num_train_epochs: float = 40.0
     max_steps: int = -1  # > 0 overrides num_train_epochs
     lr_scheduler_type: str = "linear"
+    lr_decay_steps: int | None = None  # warmup_stable_decay only: the last steps, over which the rate falls to 0 (cosine)
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -133,6 +134,9 @@ _CHOICES = {
     "feat_extract_norm": ("layer", "group"),
     "synth_speakers": ("shared", "disjoint"),
     "synth_acoustics": ("clean", "varied"),
+    # transformers' schedulers that need nothing beyond the warm-up and the step count (warmup_stable_decay: lr_decay_steps)
+    "lr_scheduler_type": ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                          "inverse_sqrt", "warmup_stable_decay"),
 }
 
 def _field_types() -> dict:
@@ -158,6 +162,18 @@ def unknown_key_error(key: str, valid) -> ConfigError:
     return ConfigError(f"unknown config key {key!r}{hint}")
 
 # %% ../nbs/02_config.ipynb #b6783308
+def _check_decay(cfg: RunConfig):
+    "lr_decay_steps goes with warmup_stable_decay, and its decay fits after the warm-up."
+    wsd, steps = cfg.lr_scheduler_type == "warmup_stable_decay", cfg.lr_decay_steps
+    if wsd and steps is None:
+        raise ConfigError("lr_scheduler_type=warmup_stable_decay needs lr_decay_steps (the last steps, over which the rate falls to 0)")
+    if not wsd and steps is not None:
+        raise ConfigError(f"lr_decay_steps={steps} is for lr_scheduler_type=warmup_stable_decay, not {cfg.lr_scheduler_type}; drop it or change the scheduler")
+    if wsd and steps <= 0: raise ConfigError(f"lr_decay_steps={steps} must be > 0")
+    if wsd and cfg.max_steps > 0 and cfg.warmup_steps + steps > cfg.max_steps:
+        raise ConfigError(f"lr_decay_steps={steps} and warmup_steps={cfg.warmup_steps} add up to more than "
+                          f"max_steps={cfg.max_steps}; at most {cfg.max_steps - cfg.warmup_steps} decay steps fit")
+
 def validate(cfg: RunConfig) -> RunConfig:
     "Check types, ranges and combinations of `cfg`; raise `ConfigError` naming the bad key."
     for k, hint in _field_types().items(): _check_type(k, getattr(cfg, k), hint)
@@ -194,6 +210,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           "(the best model is chosen among evaluated checkpoints)")
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ConfigError(f"hidden_size={cfg.hidden_size} must be divisible by num_attention_heads={cfg.num_attention_heads}")
+    _check_decay(cfg)
     for k in ["train_split_name", "eval_split_name", "output_dir", "dataset_name"]:
         if not getattr(cfg, k).strip(): raise ConfigError(f"{k} must not be empty")
     if any(not s.strip() for s in cfg.train_split_name.split("+")):

@@ -167,6 +167,7 @@ def training_arguments(cfg: RunConfig, precision: str) -> TrainingArguments:
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type,
+        lr_scheduler_kwargs={"num_decay_steps": cfg.lr_decay_steps} if cfg.lr_decay_steps else {},
         weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
         adam_epsilon=cfg.adam_epsilon, max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
