@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import load_run_config, config_hash, is_local_checkpoint, project_root
+from .config import load_run_config, config_hash, decay_steps, is_local_checkpoint, project_root
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
 from .layout import RunDir, write_atomic
@@ -159,7 +159,7 @@ def _hyperparameters(cfg, record) -> str:
              ("total_train_batch_size", total),
              ("optimizer", f"AdamW (torch) with betas=({cfg.adam_beta1},{cfg.adam_beta2}) and epsilon={cfg.adam_epsilon}"),
              ("lr_scheduler_type", cfg.lr_scheduler_type), ("lr_scheduler_warmup_steps", cfg.warmup_steps),
-             *([("lr_scheduler_decay_steps", cfg.lr_decay_steps)] if cfg.lr_decay_steps else []),
+             *([("lr_scheduler_decay_steps", decay_steps(cfg))] if decay_steps(cfg) else []),
              ("training_steps" if cfg.max_steps > 0 else "num_epochs", cfg.max_steps if cfg.max_steps > 0 else cfg.num_train_epochs),
              ("mixed_precision_training", {"fp32": "none (fp32)", "bf16": "Native AMP (bf16)", "fp16": "Native AMP (fp16, loss scaling)"}[record["precision"]]),
              ("train_sampling_strategy", cfg.train_sampling_strategy), ("freeze_feature_encoder", cfg.freeze_feature_encoder),

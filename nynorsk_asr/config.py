@@ -12,9 +12,9 @@ from .errors import ConfigError, NotARunError
 from .layout import RunDir, write_atomic
 
 # %% auto #0
-__all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'validate', 'available_presets',
-           'project_root', 'resolve_path', 'is_local_checkpoint', 'preset_values', 'load_config', 'parse_value',
-           'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
+__all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'decay_steps', 'validate',
+           'available_presets', 'project_root', 'resolve_path', 'is_local_checkpoint', 'preset_values', 'load_config',
+           'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/02_config.ipynb #35681b33
 from importlib.resources import files
@@ -93,7 +93,7 @@ class RunConfig:
     num_train_epochs: float = 40.0
     max_steps: int = -1  # > 0 overrides num_train_epochs
     lr_scheduler_type: str = "linear"
-    lr_decay_steps: int | None = None  # warmup_stable_decay only: the last steps, over which the rate falls to 0 (cosine)
+    lr_decay_fraction: float | None = None  # warmup_stable_decay only: the share of max_steps, at the end, over which the rate falls to 0 (cosine)
     weight_decay: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -134,7 +134,7 @@ _CHOICES = {
     "feat_extract_norm": ("layer", "group"),
     "synth_speakers": ("shared", "disjoint"),
     "synth_acoustics": ("clean", "varied"),
-    # transformers' schedulers that need nothing beyond the warm-up and the step count (warmup_stable_decay: lr_decay_steps)
+    # transformers' schedulers that need nothing beyond the warm-up and the step count (warmup_stable_decay: lr_decay_fraction)
     "lr_scheduler_type": ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                           "inverse_sqrt", "warmup_stable_decay"),
 }
@@ -163,16 +163,22 @@ def unknown_key_error(key: str, valid) -> ConfigError:
 
 # %% ../nbs/02_config.ipynb #b6783308
 def _check_decay(cfg: RunConfig):
-    "lr_decay_steps goes with warmup_stable_decay, and its decay fits after the warm-up."
-    wsd, steps = cfg.lr_scheduler_type == "warmup_stable_decay", cfg.lr_decay_steps
-    if wsd and steps is None:
-        raise ConfigError("lr_scheduler_type=warmup_stable_decay needs lr_decay_steps (the last steps, over which the rate falls to 0)")
-    if not wsd and steps is not None:
-        raise ConfigError(f"lr_decay_steps={steps} is for lr_scheduler_type=warmup_stable_decay, not {cfg.lr_scheduler_type}; drop it or change the scheduler")
-    if wsd and steps <= 0: raise ConfigError(f"lr_decay_steps={steps} must be > 0")
-    if wsd and cfg.max_steps > 0 and cfg.warmup_steps + steps > cfg.max_steps:
-        raise ConfigError(f"lr_decay_steps={steps} and warmup_steps={cfg.warmup_steps} add up to more than "
-                          f"max_steps={cfg.max_steps}; at most {cfg.max_steps - cfg.warmup_steps} decay steps fit")
+    "lr_decay_fraction goes with warmup_stable_decay, which needs a step count to take its share of."
+    wsd, share = cfg.lr_scheduler_type == "warmup_stable_decay", cfg.lr_decay_fraction
+    if wsd and share is None:
+        raise ConfigError("lr_scheduler_type=warmup_stable_decay needs lr_decay_fraction (the share of max_steps, at the end, "
+                          "over which the rate falls to 0), e.g. 0.25")
+    if not wsd and share is not None:
+        raise ConfigError(f"lr_decay_fraction={share} is for lr_scheduler_type=warmup_stable_decay, not {cfg.lr_scheduler_type}; "
+                          "drop it or change the scheduler")
+    if wsd and not 0 < share <= 1: raise ConfigError(f"lr_decay_fraction={share} must be in (0, 1]")
+    if wsd and cfg.max_steps <= 0:
+        raise ConfigError(f"lr_scheduler_type=warmup_stable_decay takes its decay as a share of max_steps (now {cfg.max_steps}, "
+                          "epochs): set max_steps, or use another scheduler")
+
+def decay_steps(cfg: RunConfig) -> int | None:
+    "warmup_stable_decay's number of decay steps: `lr_decay_fraction` of `max_steps`, at least one; None for other schedulers."
+    return max(1, round(cfg.lr_decay_fraction * cfg.max_steps)) if cfg.lr_decay_fraction else None
 
 def validate(cfg: RunConfig) -> RunConfig:
     "Check types, ranges and combinations of `cfg`; raise `ConfigError` naming the bad key."

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, ProgressCallback
 from transformers.utils.notebook import NotebookProgressCallback
-from .config import CPU_CONV_BACKENDS, RunConfig, config_hash
+from .config import CPU_CONV_BACKENDS, RunConfig, config_hash, decay_steps
 from .errors import ConfigError
 from .layout import RunDir, write_atomic, write_json
 from .ctc import CTCCollator, greedy_ids
@@ -167,7 +167,7 @@ def training_arguments(cfg: RunConfig, precision: str) -> TrainingArguments:
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.lr_scheduler_type,
-        lr_scheduler_kwargs={"num_decay_steps": cfg.lr_decay_steps} if cfg.lr_decay_steps else {},
+        lr_scheduler_kwargs={"num_decay_steps": decay_steps(cfg)} if decay_steps(cfg) else {},
         weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
         adam_epsilon=cfg.adam_epsilon, max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
