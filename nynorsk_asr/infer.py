@@ -4,14 +4,15 @@
 
 # %% ../nbs/13a_infer.ipynb #109d8c34
 from __future__ import annotations
-import contextlib, os, sys, warnings
+import contextlib, functools, os, sys, warnings
 import torch
 from torch import nn
 from .errors import ConfigError
 
 # %% auto #0
-__all__ = ['WAIT_POLICY', 'PRECISIONS', 'MMAP_THRESHOLD', 'M_MMAP_THRESHOLD', 'cpu_count', 'check_threads', 'use_threads',
-           'wait_policy_applied', 'kept_threads', 'int8_linear', 'with_precision', 'bound_heap']
+__all__ = ['WAIT_POLICY', 'CONV_LAYERS', 'PRECISIONS', 'cpu_count', 'check_threads', 'use_threads', 'wait_policy_applied',
+           'kept_threads', 'PatchConv', 'TimeMajorFeatureEncoder', 'time_major', 'int8_linear', 'with_precision',
+           'release_heap']
 
 # %% ../nbs/13a_infer.ipynb #1b6f4275
 WAIT_POLICY = "PASSIVE"
@@ -46,11 +47,88 @@ def kept_threads():
     try: yield
     finally: torch.set_num_threads(n)
 
+# %% ../nbs/13a_infer.ipynb #3f9d2b61
+class PatchConv(nn.Module):
+    "A `Conv1d` (no padding, dilation or groups) on time-major input `(batch, time, channels)`: its patches times its kernel, one `nn.Linear`."
+    def __init__(self, conv: nn.Conv1d):
+        super().__init__()
+        if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1:
+            raise ValueError(f"PatchConv takes a Conv1d without padding, dilation or groups, not {conv}")
+        out, channels, taps = conv.weight.shape
+        self.taps, self.stride = taps, conv.stride[0]
+        self.proj = nn.Linear(channels * taps, out, bias=conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():  # a patch from `unfold` is (channel, tap) flattened, as the kernel is
+            self.proj.weight.copy_(conv.weight.reshape(out, channels * taps))
+            if conv.bias is not None: self.proj.bias.copy_(conv.bias)
+
+    def forward(self, x):
+        patches = x.unfold(1, self.taps, self.stride)  # (batch, frames, channels, taps), a view
+        return self.proj(patches.reshape(patches.shape[0], patches.shape[1], -1))
+
+CONV_LAYERS = {"NoLayerNormConvLayer": "none", "GroupNormConvLayer": "group", "LayerNormConvLayer": "layer"}  # by suffix: the first that fits
+
+def _layer_kind(layer) -> str | None:
+    "What normalises a conv layer of the wav2vec2 family (`layer`, `group`, `none`), by its class; None for any other layer."
+    return next((kind for suffix, kind in CONV_LAYERS.items() if type(layer).__name__.endswith(suffix)), None)
+
+class TimeMajorFeatureEncoder(nn.Module):
+    "The wav2vec2 family's convolutional feature encoder with the same weights, run on `(batch, time, channels)`: no transposes around its layer norms."
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        layers = list(encoder.conv_layers)
+        self.kinds = [_layer_kind(l) for l in layers]
+        if None in self.kinds: raise ValueError(f"not a wav2vec2 conv layer: {type(layers[self.kinds.index(None)]).__name__}")
+        self.convs = nn.ModuleList(PatchConv(l.conv) for l in layers)
+        self.norms = nn.ModuleList(l.layer_norm if kind != "none" else nn.Identity() for l, kind in zip(layers, self.kinds))
+        self.activations = nn.ModuleList(l.activation for l in layers)
+
+    def forward(self, input_values):
+        x = input_values[:, :, None]
+        for conv, norm, act, kind in zip(self.convs, self.norms, self.activations, self.kinds):
+            x = conv(x)
+            if kind == "layer": x = norm(x)  # over the channels, the last axis here
+            elif kind == "group":            # one group per channel: each channel over time, as GroupNorm does
+                var, mean = torch.var_mean(x, 1, unbiased=False, keepdim=True)
+                x = (x - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias
+            x = act(x)
+        return x.transpose(1, 2)  # (batch, channels, frames): what the model's next step expects
+
+def _plain_conv(conv: nn.Conv1d) -> nn.Conv1d:
+    "A plain `Conv1d` with `conv`'s effective weight: a weight-normed one's norm folded in once, not recomputed every call."
+    weight = conv.weight  # computed from the norm and the direction when weight-normed
+    plain = nn.Conv1d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                      dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None).to(weight.device, weight.dtype)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        if conv.bias is not None: plain.bias.copy_(conv.bias)
+    return plain
+
+def time_major(model: nn.Module) -> nn.Module:
+    "`model` for inference, in place: a wav2vec2-family feature encoder made time-major, the positional convolution's weight norm folded; other models as they are."
+    base = getattr(model, "base_model", model)
+    encoder = getattr(base, "feature_extractor", None)
+    if encoder is None or isinstance(encoder, TimeMajorFeatureEncoder) or not hasattr(encoder, "conv_layers"): return model
+    if any(_layer_kind(l) is None for l in encoder.conv_layers): return model
+    model.eval()
+    base.feature_extractor = TimeMajorFeatureEncoder(encoder)
+    pos = getattr(getattr(base, "encoder", None), "pos_conv_embed", None)
+    if isinstance(getattr(pos, "conv", None), nn.Conv1d): pos.conv = _plain_conv(pos.conv)
+    return model
+
 # %% ../nbs/13a_infer.ipynb #578c322a
 PRECISIONS = ("fp32", "int8")
 
+def _fp32_patches(model: nn.Module) -> dict:
+    "`{name: None}` for each conv layer's product of a time-major encoder that stays fp32: the first (raw audio in) and any whose input no LayerNorm made."
+    keep = {}
+    for name, module in model.named_modules():
+        if isinstance(module, TimeMajorFeatureEncoder):
+            for i in range(len(module.convs)):
+                if i == 0 or module.kinds[i - 1] != "layer": keep[f"{name}.convs.{i}.proj"] = None
+    return keep
+
 def int8_linear(model: nn.Module) -> nn.Module:
-    "`model` (on the CPU) with its `nn.Linear` layers replaced, in place, by int8 ones with dynamically quantised inputs; the rest stays fp32."
+    "`model` (on the CPU), in place: time-major (`time_major`), its `nn.Linear` layers and layer-normed conv products int8 with dynamically quantised inputs; the rest fp32."
     device = next(model.parameters()).device
     if device.type != "cpu":
         raise ConfigError(f"int8 inference runs on the CPU only (the model is on {device}): leave out --int8 on a GPU, "
@@ -59,11 +137,13 @@ def int8_linear(model: nn.Module) -> nn.Module:
     if quantization is None or not hasattr(quantization, "quantize_dynamic"):
         raise ConfigError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic: "
                           "int8 needs torch>=2.4,<2.15 (the versions this project is tested with), or run in fp32")
+    time_major(model)
     with warnings.catch_warnings():  # torch.ao.quantization's own deprecation notices: the successor goes here
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao")
         warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quantize_per_tensor).*deprecated")
+        spec = {nn.Linear: quantization.default_dynamic_qconfig, **_fp32_patches(model)}  # a name's None keeps that layer fp32
         # in place: a copy would hold the fp32 and the int8 weights at once (4.6 GB against 3.0 GB for wav2vec2-large)
-        return quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
     "`model` itself for `fp32`, turned int8 in place for `int8`; `ConfigError` naming anything else."
@@ -71,14 +151,17 @@ def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
     return model if precision == "fp32" else int8_linear(model)
 
 # %% ../nbs/13a_infer.ipynb #b84d02f9
-MMAP_THRESHOLD = 128 * 1024  # bytes: blocks this large or larger are mapped on their own, and unmapped when freed
-M_MMAP_THRESHOLD = -3        # mallopt's parameter number, from glibc's malloc.h
-
-def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
-    "Fix glibc's mmap threshold at `threshold` bytes, so memory freed between regions goes back to the system; whether it was set."
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not sys.platform.startswith("linux"): return False
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
+    "glibc's `malloc_trim`, or None where the C library has none."
+    if not sys.platform.startswith("linux"): return None
     import ctypes, ctypes.util
-    try: mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError): return False
-    return mallopt(M_MMAP_THRESHOLD, int(threshold)) == 1
+    try: return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError): return None
 
+def release_heap() -> bool:
+    "Give the C heap's free pages back to the system (glibc's `malloc_trim(0)`); whether it could be asked (False off glibc)."
+    trim = _malloc_trim()
+    if trim is None: return False
+    trim(0)
+    return True

@@ -16,7 +16,7 @@ from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
                                 chunks, stitched_frames, transcribe_settings)
 from .errors import ConfigError
-from .infer import PRECISIONS, bound_heap, use_threads, with_precision
+from .infer import PRECISIONS, release_heap, use_threads, with_precision
 from .vad import SileroRegions, speech_regions
 from .transcripts import Word, greedy_words, lm_words, printable
 
@@ -32,7 +32,6 @@ class Transcriber:
         if precision not in PRECISIONS: raise ConfigError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
         self.run_dir, self.precision = Path(run_dir), precision
         self.threads = use_threads(threads)  # one per CPU unless told: 13a_infer
-        bound_heap()                         # flat memory on long files: 13a_infer
         self.model, self.processor = load_run_model(self.run_dir, "cpu" if precision == "int8" else device)
         self.model = with_precision(self.model, precision)
         has_lm = RunDir(self.run_dir).lm_attrs.is_file()
@@ -108,6 +107,7 @@ class Transcriber:
                 for lp in stitched_frames(self.model, chunks(audio_blocks(path, fixed=fixed), window, left, right), batch_size,
                                           on_window=lambda c: advanced(0, c)):
                     take(seg.feed(lp), 0.0)
+                    release_heap()
                 take(seg.flush(), 0.0)
             else:
                 for r in regions.stream(audio_blocks(path, fixed=fixed)):
@@ -115,6 +115,7 @@ class Transcriber:
                     seg = segmenter(10 ** 9)  # a region is one stretch of speech: cut only when it is too long for one decode
                     for lp in frames: take(seg.feed(lp), first / RATE)
                     take(seg.flush(), first / RATE)
+                    release_heap()  # the region's freed tensors back to the system: flat memory on long files (13a_infer)
             bar.update(total - bar.n)
         wall = time.perf_counter() - t0
         return {"audio": printable(Path(path).name), "audio_seconds": round(total, 3), "decoder": self.decoder_name,

@@ -194,3 +194,48 @@ def test_silero_scorer_falls_back_to_the_loop_on_another_layout():
     scorer = SileroScorer(model)
     probs = scorer(np.concatenate([np.zeros(512), 0.1 * np.ones(1024)]).astype(np.float32))
     assert scorer.lstm is None and model.n == 3 and probs.tolist() == [0.0, 1.0, 1.0]
+
+
+def small_wav2vec2(norm: str):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    torch.manual_seed(0)
+    return Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=128, conv_dim=[32] * 7, feat_extract_norm=norm,
+                                         do_stable_layer_norm=norm == "layer", num_conv_pos_embeddings=16)).eval()
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_time_major_encoder_is_the_same_function(norm):
+    from nynorsk_asr.infer import TimeMajorFeatureEncoder, time_major
+    model, fast = small_wav2vec2(norm), time_major(small_wav2vec2(norm))
+    assert isinstance(fast.wav2vec2.feature_extractor, TimeMajorFeatureEncoder)
+    assert not any("parametriz" in name for name, _ in fast.named_modules())  # the positional conv's weight norm folded
+    x = torch.randn(3, 20000)
+    x[1, 12000:] = 0  # padded, as in a batch: the group norm sees the padding in both
+    with torch.inference_mode(): a, b = model(x).logits, fast(x).logits
+    assert a.shape == b.shape and float((a - b).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("norm, int8_convs", [("group", 0), ("layer", 6)])
+def test_int8_quantises_only_layer_normed_conv_products(norm, int8_convs):
+    "The first conv (raw audio in) and any conv whose input no LayerNorm made stay fp32; every transformer linear is int8."
+    from torch import nn
+    from nynorsk_asr.infer import with_precision
+    model = small_wav2vec2(norm)
+    linear = sum(type(m) is nn.Linear for m in model.modules())
+    q = with_precision(small_wav2vec2(norm), "int8")
+    quantised = lambda ms: sum(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in ms)
+    convs = q.wav2vec2.feature_extractor.convs
+    assert quantised(convs.modules()) == int8_convs and type(convs[0].proj) is nn.Linear
+    assert quantised(q.modules()) == linear + int8_convs
+    x = torch.randn(2, 16000)
+    with torch.inference_mode(): a, b = model(x).logits.log_softmax(-1), q(x).logits.log_softmax(-1)
+    assert float((a.argmax(-1) == b.argmax(-1)).float().mean()) > 0.8
+
+
+def test_time_major_leaves_other_models_alone():
+    from torch import nn
+    from nynorsk_asr.infer import PatchConv, time_major
+    plain = nn.Sequential(nn.Linear(4, 4))
+    assert time_major(plain) is plain and type(plain[0]) is nn.Linear
+    with pytest.raises(ValueError, match="padding"): PatchConv(nn.Conv1d(2, 2, 3, padding=1))
