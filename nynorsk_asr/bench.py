@@ -68,12 +68,14 @@ def _measured(cmd: list[str], env=None) -> Measured:
 
 # %% ../nbs/23_bench.ipynb #bb65bb27
 def bench_result(bench: str, unit: str, ours: float, baseline: float, **extra) -> dict:
-    "One result line: bench, unit, ours, baseline, ratio (ours / baseline), machine, commit, timestamp."
+    "One result line: bench, unit, ours, baseline, ratio (ours / baseline), machine, commit (`commit_dirty` when the tree had uncommitted changes), timestamp."
     # at least 2 decimals and 4 significant digits: 1327.41 -> 1327.41, a CER of 0.014493 -> 0.01449
     sig = lambda x: round(x, max(2, 3 - math.floor(math.log10(abs(x))))) if x else x
+    git = git_provenance()
     return {"bench": bench, "unit": unit, "ours": sig(ours), "baseline": sig(baseline),
             "ratio": round(ours / baseline, 3) if baseline else None, **extra, "machine": machine_info(),
-            "commit": git_provenance()["git_commit"], "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "commit": git["git_commit"], **({"commit_dirty": True} if git["git_dirty"] else {}),
+            "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/23_bench.ipynb #e8aadcde
 def save_results(results: list[dict], path) -> None:
@@ -114,7 +116,7 @@ def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
 # %% ../nbs/23_bench.ipynb #db2a3a40
 def format_result(r: dict) -> str:
     "One line per result: ours, baseline, ratio, and what else was measured."
-    skip = {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "timestamp"}
+    skip = {"bench", "unit", "ours", "baseline", "ratio", "machine", "commit", "commit_dirty", "timestamp"}
     short = lambda v: f"<{len(v)} runs>" if isinstance(v, list) and v and isinstance(v[0], dict) else v  # e.g. accuracy's runs
     extra = ", ".join(f"{k}={short(v)}" for k, v in r.items() if k not in skip)
     num = lambda v: "none" if v is None else f"{v:,}"  # a baseline that could not be measured
@@ -173,6 +175,6 @@ def results_table(rows: list[dict]) -> str:
     out = ["| bench | figure | ours | baseline | ratio | machine | commit | date | command |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append("| " + " | ".join([r["bench"], r["unit"].replace("_", " "), _cell(r["ours"]), _cell(r["baseline"]), _cell(r["ratio"]) + "x",
-                                     r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`", r["timestamp"][:10],
+                                     r["machine"]["hardware"], f"`{(r.get('commit') or '')[:8]}`" + (" + uncommitted changes" if r.get("commit_dirty") else ""), r["timestamp"][:10],
                                      f"`{reproduce_command(r)}`"]) + " |")
     return "\n".join(out)

@@ -61,3 +61,15 @@ def test_modules_run_as_programs(module):
     # made the recipe's main silently do nothing (exit 0, no output)
     out = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "usage:" in out.stderr, (out.returncode, out.stdout[-300:], out.stderr[-300:])
+
+
+@pytest.mark.parametrize("dirty", [False, True])
+def test_a_result_says_when_its_tree_had_uncommitted_changes(monkeypatch, dirty):
+    "A figure measured on uncommitted code is not credited to the commit alone: the line and RESULTS.md's table say so."
+    import nynorsk_asr.bench as bench
+    monkeypatch.setattr(bench, "git_provenance", lambda *a: {"git_commit": "0123456789abcdef", "git_dirty": dirty})
+    r = bench.bench_result("infer", "audio_seconds_per_second", 2.0, 1.0, arch="demo")
+    assert r["commit"] == "0123456789abcdef" and r.get("commit_dirty", False) is dirty
+    row = bench.results_table([r]).splitlines()[-1]
+    assert ("`01234567` + uncommitted changes" in row) is dirty and "`01234567`" in row
+    assert "commit_dirty" not in bench.format_result(r)
