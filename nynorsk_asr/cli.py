@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "spoken by unseen voices, half in noise, through the HF pipeline (16a_outside) -> eval/outside.json")
     ev.add_argument("--decoder", choices=["greedy", "lm", "both"], default="greedy",
                     help="greedy, the run's language model (`nynorsk-asr lm` first), or both from one pass of the model")
-    ev.add_argument("--int8", action="store_true", help="the model's linear layers in int8 (CPU; 13a_infer): about 2x faster for wav2vec2-large" + " -> eval/<split>_<decoder>_int8.json")
+    ev.add_argument("--int8", action="store_true", help="the model in int8 on the CPU: its linear layers and layer-normed conv products (13a_infer); 1.8x faster than fp32 for wav2vec2-large" + " -> eval/<split>_<decoder>_int8.json")
     ev.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     tr = sub.add_parser("transcribe", help="transcribe audio of any length with a trained run: text, timed words, subtitles",
                         allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--min_silence_s", type=float, default=0.3, help="silero, energy: a pause at least this long ends a speech region")
     tr.add_argument("--pad_variants", type=int, default=1, help="with a VAD: paddings of a short region tried, the most confident kept (1 to 5); "
                     "5 cost 15x the time and gained nothing on the demo model (14_train)")
-    tr.add_argument("--int8", action="store_true", help="the model's linear layers in int8 (CPU; 13a_infer): about 2x faster for wav2vec2-large")
+    tr.add_argument("--int8", action="store_true", help="the model in int8 on the CPU: its linear layers and layer-normed conv products (13a_infer); 1.8x faster than fp32 for wav2vec2-large")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
