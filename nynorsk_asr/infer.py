@@ -41,10 +41,12 @@ def wait_policy_applied() -> bool:
     return nynorsk_asr._omp_wait_policy is not None
 
 @contextlib.contextmanager
-def kept_threads():
-    "Undo whatever the code inside does to torch's thread count (importing `silero_vad` sets it to 1 for the whole process)."
+def kept_threads(threads: int | None = None):
+    "Run the code inside on `threads` torch threads (None: as many as now), and undo whatever it does to the count (importing `silero_vad` sets it to 1 for the whole process)."
     n = torch.get_num_threads()
-    try: yield
+    try:
+        if threads is not None: torch.set_num_threads(threads)
+        yield
     finally: torch.set_num_threads(n)
 
 # %% ../nbs/13a_infer.ipynb #3f9d2b61

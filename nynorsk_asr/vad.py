@@ -51,8 +51,7 @@ class SileroScorer:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         "One probability per chunk of `audio` (a whole number of chunks), the stream's state carried on."
         x = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).view(-1, self.CHUNK)
-        with torch.inference_mode(), kept_threads():
-            torch.set_num_threads(1)  # tiny sequential steps: a second thread only adds a wake-up to each (see above)
+        with torch.inference_mode(), kept_threads(1):  # tiny sequential steps: a second thread only adds a wake-up to each (see above)
             if self.lstm is None: return np.array([float(self.model(c[None], RATE)) for c in x], np.float32)
             net = self.model._model
             with_context = torch.cat([torch.cat([self.context, x[:-1, -self.CONTEXT:]]), x], 1)

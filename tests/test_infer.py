@@ -196,7 +196,6 @@ def test_silero_scorer_falls_back_to_the_loop_on_another_layout():
     assert scorer.lstm is None and model.n == 3 and probs.tolist() == [0.0, 1.0, 1.0]
 
 
-
 def test_silero_scorer_runs_on_one_thread_and_gives_the_count_back():
     "Silero's tiny sequential steps run on one thread (a second is only woken for each), and the caller's count is kept."
     from nynorsk_asr.vad import SileroScorer
@@ -211,6 +210,7 @@ def test_silero_scorer_runs_on_one_thread_and_gives_the_count_back():
         SileroScorer(model)(np.zeros(3 * 512, np.float32))
         assert model.seen == [1, 1, 1] and torch.get_num_threads() == 2, (model.seen, torch.get_num_threads())
     finally: torch.set_num_threads(before)
+
 
 def small_wav2vec2(norm: str):
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
