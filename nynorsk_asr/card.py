@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 from huggingface_hub import ModelCardData, EvalResult
-from .config import load_run_config, config_hash, decay_steps, is_local_checkpoint, project_root
+from .config import load_run_config, config_hash, decay_steps, is_local_checkpoint, shown_path
 from .errors import DamagedRunError, NotARunError, StaleScoresError
 from .model import file_hash, trained_weights
 from .layout import RunDir, write_atomic
@@ -262,10 +262,8 @@ def _intro(cfg, record) -> str:
               f"`{public_dataset_name(cfg)}`" + (f" (`{cfg.dataset_config_name}`)" if cfg.dataset_config_name else ""))
     start = cfg.model_name_or_path
     if start and is_local_checkpoint(start):
-        root, p = project_root(), Path(start)
-        shown = p.relative_to(root) if root is not None and p.is_absolute() and p.is_relative_to(root) else p
         return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters) fine-tuned from a local "
-                f"checkpoint, `{shown}` (not on the Hub), on {corpus}, {recipe}.")
+                f"checkpoint, `{shown_path(start)}` (not on the Hub), on {corpus}, {recipe}.")
     if start:
         return (f"This model is a fine-tuned version of [{start}](https://huggingface.co/{start}) on {corpus}, {recipe}.")
     return (f"This model is a wav2vec2 CTC model ({record['parameters'] / 1e6:.2f} M parameters: hidden size {cfg.hidden_size}, "

@@ -13,8 +13,8 @@ from .layout import RunDir, write_atomic
 
 # %% auto #0
 __all__ = ['PRESET_DIR', 'SEED_MAX', 'CPU_CONV_BACKENDS', 'RunConfig', 'unknown_key_error', 'decay_steps', 'validate',
-           'available_presets', 'project_root', 'resolve_path', 'is_local_checkpoint', 'preset_values', 'load_config',
-           'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
+           'available_presets', 'project_root', 'resolve_path', 'shown_path', 'is_local_checkpoint', 'preset_values',
+           'load_config', 'parse_value', 'config_dict', 'save_config', 'load_run_config', 'config_hash', 'field_help']
 
 # %% ../nbs/02_config.ipynb #35681b33
 from importlib.resources import files
@@ -266,6 +266,11 @@ def resolve_path(path) -> Path:
     root, cwd = project_root(), Path.cwd().resolve()
     base = root if root is not None and cwd.is_relative_to(root) else cwd
     return base/p
+
+def shown_path(path) -> str:
+    "`path` as a reader of this checkout writes it: from the project root when it lies inside, else as given (the inverse of `resolve_path`)."
+    root, p = project_root(), Path(path)
+    return str(p.relative_to(root)) if root is not None and p.is_absolute() and p.is_relative_to(root) else str(path)
 
 def is_local_checkpoint(name: str) -> bool:
     "Whether `model_name_or_path` names a folder on disk, or a path meant as one (`runs/...`, `./x`, `~/x`, `/x`), not a Hub id `owner/name`."
