@@ -16,7 +16,7 @@ from .rundir import public_dataset_name, run_lock
 from .scoring import PUBLISHED, anchors_for
 
 # %% auto #0
-__all__ = ['SPLIT_TITLE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves',
+__all__ = ['SPLIT_TITLE', 'INT8_SCOPE', 'results_rows', 'markdown_table', 'check_scores', 'read_run', 'plot_training_curves',
            'card_normalisation', 'score', 'model_name', 'card_data', 'decoding', 'render_card', 'card_sha',
            'card_state', 'write_card']
 
@@ -210,9 +210,11 @@ def _data_section(run) -> str:
             + "\n".join(lines) + "\n")
 
 # %% ../nbs/17_card.ipynb #1f413227
+INT8_SCOPE = "the linear layers and the layer-normed conv products"  # what `--int8` quantises (13a_infer)
+
 def decoding(e: dict) -> str:
     "How an eval file's transcripts were decoded, in words."
-    int8 = ", in int8 (`--int8`: the linear layers and the layer-normed conv products)" if e.get("precision") == "int8" else ""
+    int8 = f", in int8 (`--int8`: {INT8_SCOPE})" if e.get("precision") == "int8" else ""
     if e["decoder"] != "lm": return "greedy decoding, no language model" + int8
     p = e.get("decoder_params", {})
     return (f"beam search with the run's n-gram LM (alpha {p.get('alpha')}, beta {p.get('beta')}, beam {p.get('beam_width')}, "
@@ -240,7 +242,7 @@ def _precision_cost(evals: dict) -> str:
     if not {"fp32", "int8"} <= set(test): return ""
     a, b = test["fp32"]["cer"], test["int8"]["cer"]
     change = f"{(b - a) / a:+.1%} relative" if a else "no change" if a == b else "from zero"
-    return (f"\n- int8 (`--int8`: linear layers and layer-normed conv products in int8, for fast CPU transcription) against fp32 on the test split, greedy: "
+    return (f"\n- int8 (`--int8`: {INT8_SCOPE} in int8, for fast CPU transcription) against fp32 on the test split, greedy: "
             f"CER {b:.4f} against {a:.4f} ({change}), WER {test['int8']['wer']:.4f} against {test['fp32']['wer']:.4f}")
 
 def _anchors(cfg, evals: dict) -> str:

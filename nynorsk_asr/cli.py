@@ -42,6 +42,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 # %% ../nbs/32_cli.ipynb #94c72dd2
 def build_parser() -> argparse.ArgumentParser:
+    int8_help = "the model in int8 on the CPU: its linear layers and layer-normed conv products (13a_infer); 1.8x faster than fp32 for wav2vec2-large"  # evaluate and transcribe
+    threads_help = "torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)"
     parser = argparse.ArgumentParser(prog="nynorsk-asr", allow_abbrev=False,
                                      description="Norwegian Nynorsk speech recognition: prepare, train, lm, evaluate, transcribe, card, push, bench, record")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an expected error")
@@ -63,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "spoken by unseen voices, half in noise, through the HF pipeline (16a_outside) -> eval/outside.json")
     ev.add_argument("--decoder", choices=["greedy", "lm", "both"], default="greedy",
                     help="greedy, the run's language model (`nynorsk-asr lm` first), or both from one pass of the model")
-    ev.add_argument("--int8", action="store_true", help="the model in int8 on the CPU: its linear layers and layer-normed conv products (13a_infer); 1.8x faster than fp32 for wav2vec2-large" + " -> eval/<split>_<decoder>_int8.json")
-    ev.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
+    ev.add_argument("--int8", action="store_true", help=int8_help + " -> eval/<split>_<decoder>_int8.json")
+    ev.add_argument("--threads", type=int, default=None, help=threads_help)
     tr = sub.add_parser("transcribe", help="transcribe audio of any length with a trained run: text, timed words, subtitles",
                         allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tr.add_argument("run_dir")
@@ -82,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--min_silence_s", type=float, default=0.3, help="silero, energy: a pause at least this long ends a speech region")
     tr.add_argument("--pad_variants", type=int, default=1, help="with a VAD: paddings of a short region tried, the most confident kept (1 to 5); "
                     "5 cost 15x the time and gained nothing on the demo model (14_train)")
-    tr.add_argument("--int8", action="store_true", help="the model in int8 on the CPU: its linear layers and layer-normed conv products (13a_infer); 1.8x faster than fp32 for wav2vec2-large")
-    tr.add_argument("--threads", type=int, default=None, help="torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
+    tr.add_argument("--int8", action="store_true", help=int8_help)
+    tr.add_argument("--threads", type=int, default=None, help=threads_help)
     lm = sub.add_parser("lm", help="build the run's KenLM n-gram from its training text and tune it on its eval split",
                         allow_abbrev=False)
     lm.add_argument("run_dir")
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--variants", default=None, help="transcribe: any of default,int8,energy,pad5 (default: all; --int8: int8)")
     bn.add_argument("--snr", type=float, default=None, help="transcribe: pink noise over both recordings at this SNR in dB, "
                     "and clip WER measured on the same noisy segments (default: the recordings as built)")
-    bn.add_argument("--threads", type=int, default=None, help="infer, transcribe: " + "torch threads (default: one per CPU; idle threads sleep, OMP_WAIT_POLICY=PASSIVE: 13a_infer)")
+    bn.add_argument("--threads", type=int, default=None, help="infer, transcribe: " + threads_help)
     bn.add_argument("--results", default=None, help="append one JSON line per figure to this file")
     cp = sub.add_parser("compare", help="eval files side by side: WER/CER per decoder and normalisation, per speaker, and "
                         "the utterances where the first two differ most", allow_abbrev=False)

@@ -87,7 +87,7 @@ def evaluate_decoders(run_dir,                  # a trained run directory
                       max_samples: int | None = None,  # the first N utterances only: written as `..._first<N>.json`
                       progress: bool = True,
                       dataset_name: str | None = None,  # read the data from here instead of the recorded source (a moved copy)
-                      precision: str = "fp32",  # int8: the model's linear layers in int8 (13a_infer), on the CPU -> ..._int8.json
+                      precision: str = "fp32",  # int8: the linear layers and the layer-normed conv products in int8 (13a_infer), on the CPU -> ..._int8.json
                      ) -> dict[str, dict]:       # decoder -> the contents of eval/<split>_<decoder>.json
     "WER/CER of the run's final model on `split` with each decoder, from log-probabilities computed once; holds the run's lock."
     _check_counts(batch_size, max_samples)
