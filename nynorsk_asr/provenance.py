@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['hardware_name', 'git_provenance', 'library_versions', 'peak_memory_mb', 'quiet_progress']
+__all__ = ['RECORDS', 'hardware_name', 'git_provenance', 'library_versions', 'peak_memory_mb', 'quiet_progress']
 
 # %% ../nbs/07_provenance.ipynb #33ea2411
 def hardware_name() -> str:
@@ -29,13 +29,15 @@ def _package_root() -> Path:
     from importlib.resources import files
     return Path(str(files("nynorsk_asr"))).resolve().parent
 
+RECORDS = ("bench/results.jsonl", "bench/runs.jsonl")  # what benches and `record` append to: not code
+
 def git_provenance(root=None) -> dict:
-    "The commit of the nynorsk_asr checkout in use, and whether it had uncommitted changes (None outside git)."
+    "The commit of the nynorsk_asr checkout in use, and whether it had uncommitted changes (None outside git); changes to the records files alone do not count."
     root = Path(root) if root is not None else _package_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True).stdout.strip())
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     *(f":(exclude){p}" for p in RECORDS)], cwd=root, capture_output=True, text=True).stdout.strip())
         return {"git_commit": commit, "git_dirty": dirty}
     except (OSError, subprocess.CalledProcessError): return {"git_commit": None, "git_dirty": None}
 
