@@ -16,7 +16,7 @@ from .model import file_hash, load_run_model
 from .stream import (RATE, REGION_PADS, Chunk, PauseSegmenter, Region, audio_blocks, audio_seconds, chunk_geometry,
                                 chunks, stitched_frames, transcribe_settings)
 from .errors import ConfigError
-from .infer import PRECISIONS, release_heap, use_threads, with_precision
+from .infer import PRECISIONS, HeapTrimmer, use_threads, with_precision
 from .vad import SileroRegions, speech_regions
 from .transcripts import Word, greedy_words, lm_words, printable
 
@@ -91,6 +91,7 @@ class Transcriber:
         bar = tqdm(total=round(total, 1), unit="audio-s", desc=Path(path).name, disable=not progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
         words, segments, seen = [], [], [0]
+        trim = HeapTrimmer()  # free heap pages back to the system once the memory has grown: flat memory on long files (13a_infer)
         def take(pieces, offset_s):
             for offset, lp in pieces:
                 ws = self.words(offset, lp, offset_s)
@@ -107,7 +108,7 @@ class Transcriber:
                 for lp in stitched_frames(self.model, chunks(audio_blocks(path, fixed=fixed), window, left, right), batch_size,
                                           on_window=lambda c: advanced(0, c)):
                     take(seg.feed(lp), 0.0)
-                    release_heap()
+                    trim()
                 take(seg.flush(), 0.0)
             else:
                 for r in regions.stream(audio_blocks(path, fixed=fixed)):
@@ -115,7 +116,7 @@ class Transcriber:
                     seg = segmenter(10 ** 9)  # a region is one stretch of speech: cut only when it is too long for one decode
                     for lp in frames: take(seg.feed(lp), first / RATE)
                     take(seg.flush(), first / RATE)
-                    release_heap()  # the region's freed tensors back to the system: flat memory on long files (13a_infer)
+                    trim()
             bar.update(total - bar.n)
         wall = time.perf_counter() - t0
         return {"audio": printable(Path(path).name), "audio_seconds": round(total, 3), "decoder": self.decoder_name,

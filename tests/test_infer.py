@@ -255,3 +255,33 @@ def test_time_major_leaves_other_models_alone():
     plain = nn.Sequential(nn.Linear(4, 4))
     assert time_major(plain) is plain and type(plain[0]) is nn.Linear
     with pytest.raises(ValueError, match="padding"): PatchConv(nn.Conv1d(2, 2, 3, padding=1))
+
+
+def test_windows_run_their_convolutions_without_onednn(monkeypatch):
+    "A speech region is a length never seen before: its convolutions run on torch's own kernels (no oneDNN kernel built and cached per length), and the setting is put back."
+    import contextlib
+    import nynorsk_asr.stream as stream
+    model, seen = small_wav2vec2("group"), []
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    for conv in convs: conv.register_forward_pre_hook(lambda m, x: seen.append(torch.backends.mkldnn.enabled))
+    before = torch.backends.mkldnn.enabled
+    windows = [tone(n / 16000, f) for n, f in [(16000, 220.0), (19840, 330.0), (23360, 180.0)]]
+    native = [stream.window_log_probs(model, [w])[0] for w in windows]
+    assert seen == [False] * len(convs) * len(windows) and torch.backends.mkldnn.enabled == before, seen
+    monkeypatch.setattr(stream, "native_convs", contextlib.nullcontext)  # what it was: oneDNN's kernels
+    onednn = [stream.window_log_probs(model, [w])[0] for w in windows]
+    assert seen[-1] == before
+    assert all(a.shape == b.shape and float(np.abs(a - b).max()) < 1e-4 for a, b in zip(native, onednn))
+
+
+def test_heap_is_trimmed_only_once_the_memory_has_grown(monkeypatch):
+    "After the first trim, the next comes only when the resident memory is more than `growth` above what the last left."
+    import nynorsk_asr.infer as infer
+    from nynorsk_asr.errors import ConfigError
+    readings, trims = iter([None, 600, 620, 629, 700, 640, 660, 673, 610]), []  # before each call, and after each trim
+    monkeypatch.setattr(infer, "resident_bytes", lambda: next(readings))
+    monkeypatch.setattr(infer, "release_heap", lambda: trims.append(1) or True)
+    trimmer = infer.HeapTrimmer(growth=0.05)
+    done = [trimmer() for _ in range(6)]  # None: trim (600 left); 620, 629 <= 630; 700: trim (640 left); 660 <= 672; 673: trim
+    assert done == [True, False, False, True, False, True] and len(trims) == trimmer.trims == 3 and trimmer.after == 610
+    with pytest.raises(ConfigError, match="growth=-1"): infer.HeapTrimmer(-1)
