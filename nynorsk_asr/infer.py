@@ -10,9 +10,9 @@ from torch import nn
 from .errors import ConfigError
 
 # %% auto #0
-__all__ = ['WAIT_POLICY', 'CONV_LAYERS', 'PRECISIONS', 'cpu_count', 'check_threads', 'use_threads', 'wait_policy_applied',
-           'kept_threads', 'PatchConv', 'TimeMajorFeatureEncoder', 'time_major', 'int8_linear', 'with_precision',
-           'native_convs', 'release_heap', 'resident_bytes', 'HeapTrimmer']
+__all__ = ['WAIT_POLICY', 'CONV_LAYERS', 'PRECISIONS', 'ONEDNN_MIN_MACS', 'cpu_count', 'check_threads', 'use_threads',
+           'wait_policy_applied', 'kept_threads', 'PatchConv', 'TimeMajorFeatureEncoder', 'time_major', 'int8_linear',
+           'with_precision', 'largest_conv_macs', 'native_convs', 'release_heap', 'resident_bytes', 'HeapTrimmer']
 
 # %% ../nbs/13a_infer.ipynb #1b6f4275
 WAIT_POLICY = "PASSIVE"
@@ -153,9 +153,19 @@ def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
     return model if precision == "fp32" else int8_linear(model)
 
 # %% ../nbs/13a_infer.ipynb #b84d02f9
+ONEDNN_MIN_MACS = 1_000_000  # multiply-adds per output step from which a conv is worth oneDNN's kernel (measured below)
+
+def largest_conv_macs(model: nn.Module) -> int:
+    "The most multiply-adds per output step of any `Conv1d` in `model` (0 without one)."
+    return max((c.in_channels // c.groups * c.out_channels * c.kernel_size[0] for c in model.modules()
+                if isinstance(c, nn.Conv1d)), default=0)
+
 @contextlib.contextmanager
-def native_convs():
-    "Run the code inside with torch's own convolution kernels instead of oneDNN's, which build and cache a kernel for every input shape; the setting is put back after."
+def native_convs(model: nn.Module | None = None):
+    "Run the code inside on torch's own conv kernels, not oneDNN's (which build and cache one for every input shape): always, or for `model` only when its largest conv is under `ONEDNN_MIN_MACS`; the setting is put back after."
+    if model is not None and largest_conv_macs(model) >= ONEDNN_MIN_MACS:
+        yield
+        return
     with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None): yield
 
 @functools.lru_cache(maxsize=None)

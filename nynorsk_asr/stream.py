@@ -208,7 +208,7 @@ def window_log_probs(model, windows: list[np.ndarray], device=None) -> list[np.n
     "CTC log-probabilities (frames x symbols) of equally long windows, each normalised on its own, in one batch."
     device = device or next(model.parameters()).device
     x = torch.from_numpy(np.stack([normalize(w) for w in windows])).to(device)
-    with torch.inference_mode(), native_convs():  # a region is a new length: no oneDNN kernel built for it (13a_infer)
+    with torch.inference_mode(), native_convs(model):  # a region is a new length: no oneDNN kernel built for it if small (13a_infer)
         lp = model(x).logits.float().log_softmax(-1)
     n = int(ctc_frames(len(windows[0]), model.config.conv_kernel, model.config.conv_stride))
     return [p[:n].cpu().numpy() for p in lp]
